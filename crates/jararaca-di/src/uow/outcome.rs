@@ -1,0 +1,89 @@
+use std::convert::Infallible;
+
+use crate::BoxError;
+
+/// What a unit of work's service returns, judged and, when a commit fails, turned into a
+/// failure.
+///
+/// A generic layer cannot create an error of an arbitrary type, so the outcome converts
+/// itself. Implemented for HTTP (`Result<Response<B>, Infallible>`: success below status 400,
+/// failure a JSON 500) and for handlers (`Result<T, BoxError>`: success is `Ok`, failure
+/// `Err`).
+pub trait Outcome: Sized + Send + 'static {
+    /// Whether the unit succeeded.
+    fn is_success(&self) -> bool;
+
+    /// The failure to report instead, when the unit could not be committed.
+    fn into_failure(self, error: BoxError) -> Self;
+}
+
+impl<B> Outcome for Result<http::Response<B>, Infallible>
+where
+    B: From<&'static str> + Send + 'static,
+{
+    fn is_success(&self) -> bool {
+        match self {
+            Ok(response) => response.status().as_u16() < 400,
+            Err(never) => match *never {},
+        }
+    }
+
+    fn into_failure(self, error: BoxError) -> Self {
+        // The cause is logged where the commit failed; the client learns nothing internal.
+        tracing::debug!(%error, "unit of work failed after the handler succeeded");
+        let mut response = http::Response::new(B::from(r#"{"detail":"Internal Server Error"}"#));
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
+    }
+}
+
+impl<T: Send + 'static> Outcome for Result<T, BoxError> {
+    fn is_success(&self) -> bool {
+        self.is_ok()
+    }
+
+    fn into_failure(self, error: BoxError) -> Self {
+        Err(error)
+    }
+}
+
+/// Decides whether an outcome is a success; the layer's configurable half of [`Outcome`].
+///
+/// Implemented by [`DefaultJudge`] and by any `Fn(&O) -> bool`, for instance to count only
+/// 2xx responses as success:
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # type Body = String;
+/// let layer = jararaca_di::UnitOfWorkLayer::new()
+///     .judge(|res: &Result<http::Response<Body>, Infallible>| {
+///         res.as_ref().is_ok_and(|r| r.status().is_success())
+///     });
+/// ```
+pub trait Judge<O>: Clone + Send + Sync + 'static {
+    /// Whether `outcome` is a success.
+    fn is_success(&self, outcome: &O) -> bool;
+}
+
+/// Uses [`Outcome::is_success`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultJudge;
+
+impl<O: Outcome> Judge<O> for DefaultJudge {
+    fn is_success(&self, outcome: &O) -> bool {
+        outcome.is_success()
+    }
+}
+
+impl<O, F> Judge<O> for F
+where
+    F: Fn(&O) -> bool + Clone + Send + Sync + 'static,
+{
+    fn is_success(&self, outcome: &O) -> bool {
+        self(outcome)
+    }
+}

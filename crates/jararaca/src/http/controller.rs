@@ -1,0 +1,253 @@
+//! Controllers: routes grouped under a path prefix, each registered once for the router and
+//! for its description.
+
+use std::convert::Infallible;
+use std::fmt;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::response::IntoResponse;
+use axum::routing::{MethodFilter, MethodRouter};
+use http::Method;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::meta::{HandlerMeta, RouteMeta};
+
+type RouterLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
+
+/// One route: a method, a path, a handler and what the handler's signature says about it.
+pub struct Route<S = ()> {
+    meta: RouteMeta,
+    method_router: MethodRouter<S>,
+}
+
+impl<S> fmt::Debug for Route<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! method_shortcuts {
+    ($($name:ident => $method:ident),*) => {$(
+        #[doc = concat!("A `", stringify!($method), "` route.")]
+        pub fn $name<H, T, A>(path: &str, handler: H) -> Self
+        where
+            H: Handler<T, S> + HandlerMeta<A>,
+            T: 'static,
+        {
+            Self::new(Method::$method, path, handler)
+        }
+    )*};
+}
+
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    /// A route for `method` at `path` (relative to its controller's prefix; `{name}`
+    /// segments are path parameters).
+    ///
+    /// # Panics
+    /// If `method` is not one axum can route (a custom extension method).
+    pub fn new<H, T, A>(method: Method, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + HandlerMeta<A>,
+        T: 'static,
+    {
+        let filter = match MethodFilter::try_from(method.clone()) {
+            Ok(filter) => filter,
+            Err(e) => panic!("cannot route {method}: {e}"),
+        };
+        let mut meta = RouteMeta::new(method);
+        meta.path = path.to_owned();
+        meta.handler = handler_name::<H>();
+        H::describe(&mut meta);
+        Self {
+            meta,
+            method_router: axum::routing::on(filter, handler),
+        }
+    }
+
+    method_shortcuts!(get => GET, post => POST, put => PUT, patch => PATCH, delete => DELETE);
+
+    /// Names the handler (the default is the function's name); the name becomes the OpenAPI
+    /// `operationId` and the TypeScript client method.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.meta.handler = name.into();
+        self
+    }
+
+    /// A one-line summary for the docs.
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.meta.summary = Some(summary.into());
+        self
+    }
+
+    /// Wraps this route's handler in a tower layer (a per-route interceptor).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.method_router = self.method_router.layer(layer);
+        self
+    }
+
+    /// What is known about the route.
+    pub fn meta(&self) -> &RouteMeta {
+        &self.meta
+    }
+}
+
+/// `my_crate::tasks::create_task` → `create_task`; closures keep their enclosing function's
+/// name, to be replaced with [`Route::name`].
+fn handler_name<H>() -> String {
+    let full = std::any::type_name::<H>();
+    let trimmed = full.trim_end_matches("::{{closure}}");
+    trimmed.rsplit("::").next().unwrap_or(trimmed).to_owned()
+}
+
+/// Routes grouped under a path prefix, like the reference's `@RestController("/tasks")`.
+///
+/// Handlers get their dependencies from the container through extractors
+/// ([`Inject<T>`](jararaca_di::Inject)); the controller only groups and names them.
+///
+/// ```
+/// use jararaca::http::{Controller, Json};
+///
+/// async fn list() -> Json<Vec<String>> {
+///     Json(vec!["write docs".into()])
+/// }
+///
+/// let tasks: Controller = Controller::new("TasksController", "/tasks").get("/", list);
+/// assert_eq!(tasks.routes().next().unwrap().path, "/tasks");
+/// ```
+pub struct Controller<S = ()> {
+    name: String,
+    prefix: String,
+    routes: Vec<Route<S>>,
+    layers: Vec<RouterLayer<S>>,
+}
+
+impl<S> fmt::Debug for Controller<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Controller")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("routes", &self.routes)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
+}
+
+macro_rules! controller_shortcuts {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("Adds a `", stringify!($name), "` route at `path` under the prefix.")]
+        pub fn $name<H, T, A>(self, path: &str, handler: H) -> Self
+        where
+            H: Handler<T, S> + HandlerMeta<A>,
+            T: 'static,
+        {
+            self.route(Route::$name(path, handler))
+        }
+    )*};
+}
+
+impl<S: Clone + Send + Sync + 'static> Controller<S> {
+    /// A controller named `name` serving under `prefix` (`""` or `"/"` for the root).
+    pub fn new(name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            prefix: prefix.into(),
+            routes: Vec::new(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// Adds a route; its path is joined to the prefix (`"/tasks"` + `"/"` serves `/tasks`).
+    pub fn route(mut self, mut route: Route<S>) -> Self {
+        route.meta.path = join_path(&self.prefix, &route.meta.path);
+        route.meta.controller = self.name.clone();
+        self.routes.push(route);
+        self
+    }
+
+    controller_shortcuts!(get, post, put, patch, delete);
+
+    /// Wraps every route of this controller in a tower layer (a per-controller interceptor).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.layers
+            .push(Box::new(move |router| router.layer(layer)));
+        self
+    }
+
+    /// The controller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The descriptions of its routes, with full paths.
+    pub fn routes(&self) -> impl Iterator<Item = &RouteMeta> {
+        self.routes.iter().map(|r| &r.meta)
+    }
+
+    /// The controller as a router, with its layers applied, and its routes' descriptions.
+    pub fn into_router(self) -> (Router<S>, Vec<RouteMeta>) {
+        let mut router = Router::new();
+        let mut metas = Vec::with_capacity(self.routes.len());
+        for route in self.routes {
+            router = router.route(&route.meta.path, route.method_router);
+            metas.push(route.meta);
+        }
+        for layer in self.layers {
+            router = layer(router);
+        }
+        (router, metas)
+    }
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    let path = path.trim_start_matches('/');
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, true) => "/".to_owned(),
+        (_, true) => format!("/{}", prefix.trim_start_matches('/')),
+        (true, false) => format!("/{path}"),
+        (false, false) => format!("/{}/{path}", prefix.trim_start_matches('/')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_without_doubled_or_trailing_slashes() {
+        assert_eq!(join_path("/tasks", "/"), "/tasks");
+        assert_eq!(join_path("/tasks/", "/{id}"), "/tasks/{id}");
+        assert_eq!(join_path("tasks", "{id}/done"), "/tasks/{id}/done");
+        assert_eq!(join_path("", "/health"), "/health");
+        assert_eq!(join_path("/", "/"), "/");
+    }
+
+    async fn create_task() {}
+
+    #[test]
+    fn handler_names_come_from_the_function() {
+        assert_eq!(handler_name::<fn()>(), "fn()");
+        fn name_of<H>(_: &H) -> String {
+            handler_name::<H>()
+        }
+        assert_eq!(name_of(&create_task), "create_task");
+    }
+}

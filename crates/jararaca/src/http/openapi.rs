@@ -1,0 +1,206 @@
+//! The OpenAPI 3.1 document, produced from the same route registrations that build the router.
+
+use std::collections::HashMap;
+
+use schemars::generate::SchemaSettings;
+use schemars::{Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use super::meta::{ErrorBody, ParamLocation, RouteMeta, TypeInfo};
+
+/// The document's `info` section.
+#[derive(Debug, Clone)]
+pub struct ApiInfo {
+    /// The API's title (the service name by default).
+    pub title: String,
+    /// The API's version.
+    pub version: String,
+    /// A longer description, in CommonMark.
+    pub description: Option<String>,
+}
+
+/// Builds the OpenAPI 3.1 document describing `routes`.
+pub fn document(info: &ApiInfo, routes: &[RouteMeta]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let operation_ids = operation_ids(routes);
+    let mut paths = Map::new();
+    for (route, operation_id) in routes.iter().zip(operation_ids) {
+        let item = paths
+            .entry(route.path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(item) = item {
+            item.insert(
+                route.method.as_str().to_ascii_lowercase(),
+                operation(route, operation_id, &mut generator),
+            );
+        }
+    }
+    let mut info_json = json!({ "title": info.title, "version": info.version });
+    if let Some(description) = &info.description {
+        info_json["description"] = json!(description);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": info_json,
+        "paths": paths,
+        "components": { "schemas": generator.take_definitions(true) },
+    })
+}
+
+/// Handler names, qualified by controller only where two controllers share one.
+fn operation_ids(routes: &[RouteMeta]) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for route in routes {
+        *counts.entry(route.handler.as_str()).or_default() += 1;
+    }
+    routes
+        .iter()
+        .map(|r| {
+            if counts[r.handler.as_str()] > 1 {
+                format!("{}_{}", r.controller, r.handler)
+            } else {
+                r.handler.clone()
+            }
+        })
+        .collect()
+}
+
+fn operation(route: &RouteMeta, operation_id: String, generator: &mut SchemaGenerator) -> Value {
+    let mut op = Map::new();
+    op.insert("operationId".into(), json!(operation_id));
+    if !route.controller.is_empty() {
+        op.insert("tags".into(), json!([route.controller]));
+    }
+    if let Some(summary) = &route.summary {
+        op.insert("summary".into(), json!(summary));
+    }
+    let parameters = parameters(route, generator);
+    let validates = !parameters.is_empty() || route.body.is_some();
+    if !parameters.is_empty() {
+        op.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(body) = &route.body {
+        op.insert(
+            "requestBody".into(),
+            json!({
+                "required": true,
+                "content": { "application/json": { "schema": body.schema(generator) } },
+            }),
+        );
+    }
+    let mut responses = Map::new();
+    for response in &route.responses {
+        let key = response
+            .status
+            .map_or_else(|| "default".to_owned(), |s| s.as_u16().to_string());
+        let description = response
+            .status
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Response");
+        let mut entry = json!({ "description": description });
+        if let Some(body) = &response.body {
+            entry["content"] = json!({ "application/json": { "schema": body.schema(generator) } });
+        } else if let Some(content_type) = response.content_type {
+            entry["content"] = json!({ content_type: { "schema": { "type": "string" } } });
+        }
+        responses.insert(key, entry);
+    }
+    if validates && !responses.contains_key("422") {
+        responses.insert(
+            "422".into(),
+            json!({
+                "description": "Validation Error",
+                "content": { "application/json": {
+                    "schema": TypeInfo::of::<ErrorBody>().schema(generator)
+                } },
+            }),
+        );
+    }
+    if responses.is_empty() {
+        responses.insert("200".into(), json!({ "description": "OK" }));
+    }
+    op.insert("responses".into(), Value::Object(responses));
+    Value::Object(op)
+}
+
+/// A schema with its `$ref` followed into the generator's definitions.
+fn resolved(generator: &SchemaGenerator, schema: &Schema) -> Value {
+    let value = schema.as_value();
+    match value
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+    {
+        Some(name) => generator
+            .definitions()
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| value.clone()),
+        None => value.clone(),
+    }
+}
+
+fn parameters(route: &RouteMeta, generator: &mut SchemaGenerator) -> Vec<Value> {
+    let path_names = route.path_param_names();
+    let mut out = Vec::new();
+    for params in &route.params {
+        let schema = params.ty.schema(generator);
+        match params.location {
+            ParamLocation::Header => {
+                if let Some((name, required)) = &params.header {
+                    out.push(json!({
+                        "name": name, "in": "header", "required": required, "schema": schema,
+                    }));
+                }
+            }
+            ParamLocation::Path => {
+                let body = resolved(generator, &schema);
+                if let Some(properties) = body.get("properties").and_then(Value::as_object) {
+                    for name in &path_names {
+                        if let Some(property) = properties.get(*name) {
+                            out.push(json!({
+                                "name": name, "in": "path", "required": true, "schema": property,
+                            }));
+                        }
+                    }
+                } else if let Some(items) = body.get("prefixItems").and_then(Value::as_array) {
+                    for (name, item) in path_names.iter().zip(items) {
+                        out.push(json!({
+                            "name": name, "in": "path", "required": true, "schema": item,
+                        }));
+                    }
+                } else if let Some(name) = path_names.first() {
+                    out.push(json!({
+                        "name": name, "in": "path", "required": true, "schema": schema,
+                    }));
+                }
+            }
+            ParamLocation::Query => {
+                let body = resolved(generator, &schema);
+                let required: Vec<&str> = body
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if let Some(properties) = body.get("properties").and_then(Value::as_object) {
+                    for (name, property) in properties {
+                        out.push(json!({
+                            "name": name,
+                            "in": "query",
+                            "required": required.contains(&name.as_str()),
+                            "schema": property,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,274 @@
+//! A span per HTTP request that continues an incoming W3C `traceparent` and echoes the trace
+//! in the response's `traceparent` header, as the reference's trace-header middleware does.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::{Level, Span, field};
+
+/// The W3C trace-context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The trace position of the current request: inserted into the request's extensions so
+/// outgoing calls and published messages can continue the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The 128-bit trace id, kept from the caller when it sent one.
+    pub trace_id: u128,
+    /// The id of this request's span.
+    pub span_id: u64,
+    /// The caller's span, when the request continued a trace.
+    pub parent_span_id: Option<u64>,
+    /// The caller's sampling decision (sampled unless it said otherwise).
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// A context continuing `traceparent` (`00-<trace>-<parent>-<flags>`) when it is valid,
+    /// otherwise a new trace.
+    pub fn continue_from(traceparent: Option<&str>) -> Self {
+        let span_id = nonzero_u64();
+        match traceparent.and_then(parse_traceparent) {
+            Some((trace_id, parent, flags)) => Self {
+                trace_id,
+                span_id,
+                parent_span_id: Some(parent),
+                sampled: flags & 1 == 1,
+            },
+            None => Self {
+                trace_id: u128::from(nonzero_u64()) << 64 | u128::from(fastrand::u64(..)),
+                span_id,
+                parent_span_id: None,
+                sampled: true,
+            },
+        }
+    }
+
+    /// The `traceparent` value naming this request's span.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+}
+
+fn nonzero_u64() -> u64 {
+    fastrand::u64(1..)
+}
+
+fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    if version.len() != 2
+        || version == "ff"
+        || trace.len() != 32
+        || parent.len() != 16
+        || flags.len() != 2
+    {
+        return None;
+    }
+    let trace_id = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
+    let parent_id = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some((trace_id, parent_id, flags))
+}
+
+/// Wraps each request in a span (`http.request`: method, route template, status, latency,
+/// trace and span ids) and sets the response's `traceparent`.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceLayer {
+    level: Level,
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TraceLayer {
+    /// Spans at `INFO`.
+    pub fn new() -> Self {
+        Self { level: Level::INFO }
+    }
+
+    /// Spans at `level` instead (`DEBUG` keeps them out of an `info` log filter entirely).
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            level: self.level,
+        }
+    }
+}
+
+/// The service of [`TraceLayer`].
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    inner: S,
+    level: Level,
+}
+
+macro_rules! request_span {
+    ($level:expr, $($fields:tt)*) => {
+        match $level {
+            Level::ERROR => tracing::error_span!("http.request", $($fields)*),
+            Level::WARN => tracing::warn_span!("http.request", $($fields)*),
+            Level::INFO => tracing::info_span!("http.request", $($fields)*),
+            Level::DEBUG => tracing::debug_span!("http.request", $($fields)*),
+            _ => tracing::trace_span!("http.request", $($fields)*),
+        }
+    };
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Trace<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let context = TraceContext::continue_from(
+            req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
+        );
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path(), MatchedPath::as_str);
+        let span = request_span!(
+            self.level,
+            http.request.method = %req.method(),
+            http.route = route,
+            http.response.status_code = field::Empty,
+            latency_ms = field::Empty,
+            trace_id = %format_args!("{:032x}", context.trace_id),
+            span_id = %format_args!("{:016x}", context.span_id),
+            parent_span_id = field::Empty,
+        );
+        if let Some(parent) = context.parent_span_id {
+            span.record(
+                "parent_span_id",
+                field::display(format_args!("{parent:016x}")),
+            );
+        }
+        req.extensions_mut().insert(context);
+        let future = span.in_scope(|| self.inner.call(req));
+        ResponseFuture {
+            inner: future,
+            span,
+            start: Instant::now(),
+            context,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Trace`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        start: Instant,
+        context: TraceContext,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut result = ready!(this.inner.poll(cx));
+        let latency = this.start.elapsed();
+        this.span
+            .record("latency_ms", latency.as_secs_f64() * 1000.0);
+        if let Ok(response) = &mut result {
+            this.span
+                .record("http.response.status_code", response.status().as_u16());
+            if let Ok(value) = HeaderValue::from_str(&this.context.traceparent()) {
+                response.headers_mut().insert(TRACEPARENT, value);
+            }
+            tracing::debug!(
+                status = response.status().as_u16(),
+                ?latency,
+                "request finished"
+            );
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continues_a_valid_traceparent_and_starts_a_trace_otherwise() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::continue_from(Some(incoming));
+        assert_eq!(ctx.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(ctx.parent_span_id, Some(0x00f067aa0ba902b7));
+        assert!(ctx.sampled);
+        let out = ctx.traceparent();
+        assert!(
+            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{out}"
+        );
+        assert!(!out.contains("00f067aa0ba902b7"), "a new span id: {out}");
+
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        ] {
+            let fresh = TraceContext::continue_from(Some(bad));
+            assert_eq!(fresh.parent_span_id, None, "{bad}");
+            assert_ne!(fresh.trace_id, 0);
+        }
+        assert_eq!(
+            parse_traceparent(&TraceContext::continue_from(None).traceparent()).map(|p| p.2),
+            Some(1)
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! `Microservice`: providers, controllers, interceptors and configuration in one value, and
+//! the `App` built from it.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bytes::Bytes;
+use jararaca_di::{BuildError, Container, ContainerBuilder, Provider, ScopeLayer, UnitOfWorkLayer};
+use serde::de::DeserializeOwned;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::BoxError;
+use crate::cli::Command;
+use crate::http::{ApiInfo, Controller, HealthChecks, RouteMeta, TraceLayer, openapi};
+
+type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
+
+/// A service: its providers, controllers, interceptors and configuration. The same value runs
+/// as an HTTP server (and, with the other crates, as a worker or a beat) through
+/// [`cli::run`](crate::cli::run).
+///
+/// ```
+/// use jararaca::Microservice;
+/// use jararaca::http::{Controller, Json};
+///
+/// async fn hello() -> Json<String> {
+///     Json("hello".to_string())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let app = Microservice::new("greeter")
+///     .controller(Controller::new("HelloController", "/hello").get("/", hello))
+///     .build()
+///     .await
+///     .unwrap();
+/// assert_eq!(app.routes()[0].path, "/hello");
+/// assert_eq!(app.openapi()["openapi"], "3.1.0");
+/// # });
+/// ```
+pub struct Microservice {
+    name: String,
+    container: ContainerBuilder,
+    controllers: Vec<Controller>,
+    interceptors: Vec<RouterFn>,
+    router_factory: Option<RouterFn>,
+    health: HealthChecks,
+    info: ApiInfo,
+    trace: TraceLayer,
+    commands: Vec<Command>,
+}
+
+impl fmt::Debug for Microservice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Microservice")
+            .field("name", &self.name)
+            .field("container", &self.container)
+            .field("controllers", &self.controllers)
+            .field("interceptors", &self.interceptors.len())
+            .field("health", &self.health)
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Microservice {
+    /// A service named `name` (used in logs, the OpenAPI title and queue names).
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            info: ApiInfo {
+                title: name.clone(),
+                version: "0.1.0".into(),
+                description: None,
+            },
+            name,
+            container: Container::builder(),
+            controllers: Vec::new(),
+            interceptors: Vec::new(),
+            router_factory: None,
+            health: HealthChecks::default(),
+            trace: TraceLayer::new(),
+            commands: Vec::new(),
+        }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the API version shown in the OpenAPI document.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.info.version = version.into();
+        self
+    }
+
+    /// Sets the API description shown in the OpenAPI document.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.info.description = Some(description.into());
+        self
+    }
+
+    /// Registers providers on the container builder.
+    pub fn providers(
+        mut self,
+        register: impl FnOnce(ContainerBuilder) -> ContainerBuilder,
+    ) -> Self {
+        self.container = register(self.container);
+        self
+    }
+
+    /// Registers one provider.
+    pub fn provide(mut self, provider: Provider) -> Self {
+        self.container = self.container.provide(provider);
+        self
+    }
+
+    /// Reads `T` from the environment at startup and provides it (every missing or invalid
+    /// variable is reported at once).
+    pub fn config<T: DeserializeOwned + Send + Sync + 'static>(mut self) -> Self {
+        self.container = self.container.config::<T>();
+        self
+    }
+
+    /// Adds a controller.
+    pub fn controller(mut self, controller: Controller) -> Self {
+        self.controllers.push(controller);
+        self
+    }
+
+    /// Wraps every route in `layer`, inside the framework's DI scope and unit of work (so the
+    /// layer can inject values and register after-commit actions). Unlike the reference's
+    /// app-level middlewares, it applies to every controller's routes.
+    pub fn interceptor<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.interceptors
+            .push(Box::new(move |router| router.layer(layer)));
+        self
+    }
+
+    /// Customises the finished HTTP router: nest it under `/api`, add CORS or other
+    /// tower-http layers around everything.
+    pub fn router_factory(
+        mut self,
+        factory: impl FnOnce(Router) -> Router + Send + 'static,
+    ) -> Self {
+        self.router_factory = Some(Box::new(factory));
+        self
+    }
+
+    /// The request span's configuration (its level, for instance).
+    pub fn trace(mut self, trace: TraceLayer) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// Adds a readiness check reported by `/health/ready`.
+    pub fn readiness_check<F, Fut>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn(Container) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.health.add(name, check);
+        self
+    }
+
+    /// Adds a startup hook (hooks start in order).
+    pub fn on_startup<F, Fut>(mut self, name: &'static str, hook: F) -> Self
+    where
+        F: Fn(Container) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.container = self.container.on_startup(name, hook);
+        self
+    }
+
+    /// Adds a shutdown hook (hooks stop in reverse order).
+    pub fn on_shutdown<F, Fut>(mut self, name: &'static str, hook: F) -> Self
+    where
+        F: Fn(Container) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.container = self.container.on_shutdown(name, hook);
+        self
+    }
+
+    /// Adds a command to the service's CLI (the bus adds `worker` and `declare` this way).
+    pub fn command(mut self, command: Command) -> Self {
+        self.commands.push(command);
+        self
+    }
+
+    /// The descriptions of every route, without building anything.
+    pub fn routes(&self) -> impl Iterator<Item = &RouteMeta> {
+        self.controllers.iter().flat_map(Controller::routes)
+    }
+
+    /// The OpenAPI document, without building the container (no configuration needed).
+    pub fn openapi(&self) -> serde_json::Value {
+        let routes: Vec<RouteMeta> = self.routes().cloned().collect();
+        openapi::document(&self.info, &routes)
+    }
+
+    pub(crate) fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
+    }
+
+    /// Builds the container (checking the whole graph and every configuration) and the
+    /// HTTP router.
+    pub async fn build(self) -> Result<App, BuildError> {
+        let openapi = self.openapi();
+        let container = self.container.build().await?;
+        let mut api = Router::new();
+        let mut routes = Vec::new();
+        for controller in self.controllers {
+            let (router, metas) = controller.into_router();
+            api = api.merge(router);
+            routes.extend(metas);
+        }
+        for interceptor in self.interceptors {
+            api = interceptor(api);
+        }
+        // One `layer` call for the whole framework stack: every extra call re-boxes the routes.
+        api = api.layer(
+            ServiceBuilder::new()
+                .layer(self.trace)
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    crate::http::internal_server_error()
+                }))
+                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(UnitOfWorkLayer::new())
+                .layer(ScopeLayer::new(container.clone())),
+        );
+        let spec = Bytes::from(
+            serde_json::to_vec(&openapi).map_err(|e| BuildError::Factory {
+                key: jararaca_di::Key::of::<serde_json::Value>(),
+                source: e.into(),
+            })?,
+        );
+        let router = api
+            .route(
+                "/openapi.json",
+                get(move || {
+                    let spec = spec.clone();
+                    async move { ([(http::header::CONTENT_TYPE, "application/json")], spec) }
+                }),
+            )
+            .merge(crate::http::docs_router(&self.info.title))
+            .merge(crate::http::health_router(self.health, container.clone()));
+        let router = match self.router_factory {
+            Some(factory) => factory(router),
+            None => router,
+        };
+        Ok(App {
+            inner: Arc::new(AppInner {
+                name: self.name,
+                container,
+                router,
+                routes,
+                openapi,
+            }),
+        })
+    }
+}
+
+/// A request id of 32 random hex digits, unless the client sent `x-request-id`.
+#[derive(Debug, Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        let id = format!("{:032x}", fastrand::u128(..));
+        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// A built service: its container (singletons ready) and its HTTP router.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    name: String,
+    container: Container,
+    router: Router,
+    routes: Vec<RouteMeta>,
+    openapi: serde_json::Value,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.inner.name)
+            .field("container", &self.inner.container)
+            .field("routes", &self.inner.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The container, singletons built.
+    pub fn container(&self) -> &Container {
+        &self.inner.container
+    }
+
+    /// The HTTP router, ready for `axum::serve` or any hyper server (or `oneshot` in tests).
+    pub fn router(&self) -> Router {
+        self.inner.router.clone()
+    }
+
+    /// Every route's description.
+    pub fn routes(&self) -> &[RouteMeta] {
+        &self.inner.routes
+    }
+
+    /// The OpenAPI 3.1 document.
+    pub fn openapi(&self) -> &serde_json::Value {
+        &self.inner.openapi
+    }
+}

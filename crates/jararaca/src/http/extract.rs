@@ -298,6 +298,18 @@ where
                         vec![Loc::from("path"), Loc::Index(*index)],
                         format!("Input should be a valid {expected_type}"),
                     ),
+                    ErrorKind::ParseError { expected_type, .. } => {
+                        // A single scalar parameter: name it from the route.
+                        let mut loc = vec![Loc::from("path")];
+                        let names =
+                            axum::extract::RawPathParams::from_request_parts(parts, state).await;
+                        if let Ok(names) = names
+                            && let [(name, _)] = names.iter().collect::<Vec<_>>()[..]
+                        {
+                            loc.push(Loc::from(name));
+                        }
+                        (loc, format!("Input should be a valid {expected_type}"))
+                    }
                     other => (vec![Loc::from("path")], other.to_string()),
                 };
                 Err(ValidationError::new(vec![FieldError::new(loc, msg, "value_error")]).into())

@@ -4,6 +4,10 @@
 //! the macros only save typing.
 //!
 //! * `#[derive(Injectable)]` implements `jararaca_di::Injectable` (constructor injection).
+//! * `#[controller("/prefix")]` on an `impl` block turns its `#[get]`/`#[post]`/`#[put]`/
+//!   `#[patch]`/`#[delete]` methods into a `jararaca::http::Controller`.
+
+mod controller;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -21,8 +25,8 @@ use syn::{
 /// * `#[inject(token = CONST)] Arc<T>` — resolved under a `Token<T>` constant;
 /// * `#[inject(default)] T` — `T::default()`, not injected.
 ///
-/// `#[inject(crate = path)]` on the struct names the `jararaca_di` crate when it is reached
-/// through another path (for example `jararaca::di`).
+/// The generated code names `jararaca_di` directly, or `jararaca::di` when the crate depends
+/// only on the facade; `#[inject(crate = path)]` on the struct names it explicitly.
 ///
 /// ```ignore
 /// #[derive(Injectable)]
@@ -43,14 +47,98 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
     }
 }
 
+/// Turns an `impl` block into a REST controller: `Self::controller()` returns a
+/// `jararaca::http::Controller` with one route per annotated method.
+///
+/// ```ignore
+/// #[derive(Injectable)]
+/// pub struct TasksController {
+///     repo: Arc<TaskRepository>,
+/// }
+///
+/// #[controller("/tasks", layer = AuditLayer)]
+/// impl TasksController {
+///     // An associated function: extractors only.
+///     #[get("/")]
+///     async fn list(Inject(repo): Inject<TaskRepository>) -> Json<Vec<Task>> { … }
+///
+///     // A method: the controller itself is injected (register it with `.injectable()`).
+///     #[post("/", name = "createTask", summary = "Create a task", layer = TimeoutLayer::new(…))]
+///     async fn create(&self, Json(new): Json<CreateTask>) -> Result<Created<Task>, ApiError> { … }
+/// }
+/// ```
+///
+/// expands to what can be written by hand:
+///
+/// ```ignore
+/// impl TasksController {
+///     pub fn controller() -> jararaca::http::Controller {
+///         jararaca::http::Controller::new("TasksController", "/tasks")
+///             .route(jararaca::http::Route::get("/", Self::list).name("list"))
+///             .route(
+///                 jararaca::http::Route::post("/", |Inject(this): Inject<Self>, a0: Json<CreateTask>| async move {
+///                     this.create(a0).await
+///                 })
+///                 .name("createTask")
+///                 .summary("Create a task")
+///                 .layer(TimeoutLayer::new(…)),
+///             )
+///             .layer(AuditLayer)
+///     }
+/// }
+/// ```
+///
+/// Controller options: `name = "…"` (default: the type's name), `layer = expr` (repeatable).
+/// Route options: `name`, `summary`, `layer` (repeatable).
+#[proc_macro_attribute]
+pub fn controller(args: TokenStream, item: TokenStream) -> TokenStream {
+    match controller::expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
 enum FieldSource {
     Type(Type),
     Token(syn::Expr),
     Default,
 }
 
+/// Where `jararaca_di` is for the calling crate: itself, or through the `jararaca` facade.
+fn di_path() -> Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    let found = crate_name("jararaca-di")
+        .map(|c| (c, false))
+        .or_else(|_| crate_name("jararaca").map(|c| (c, true)));
+    match found {
+        Ok((FoundCrate::Itself, _)) => syn::parse_quote!(crate),
+        Ok((FoundCrate::Name(name), facade)) => {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            if facade {
+                syn::parse_quote!(::#ident::di)
+            } else {
+                syn::parse_quote!(::#ident)
+            }
+        }
+        Err(_) => syn::parse_quote!(::jararaca_di),
+    }
+}
+
+/// Where the `jararaca` facade is for the calling crate.
+pub(crate) fn facade_path() -> Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    match crate_name("jararaca") {
+        Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
+        Ok(FoundCrate::Name(name)) => {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            syn::parse_quote!(::#ident)
+        }
+        Err(_) => syn::parse_quote!(::jararaca),
+    }
+}
+
 fn crate_path(attrs: &[syn::Attribute]) -> syn::Result<Path> {
-    let mut path: Path = syn::parse_quote!(::jararaca_di);
+    let mut path: Path = di_path();
     for attr in attrs.iter().filter(|a| a.path().is_ident("inject")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("crate") {

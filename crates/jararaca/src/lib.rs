@@ -63,6 +63,7 @@ pub use jararaca_di::{
     BoxError, Container, ContainerBuilder, Envelope, Inject, Injectable, Provider, Scope, Token,
     UnitKind, UnitOfWork, inject, use_container, use_unit_of_work,
 };
+pub use jararaca_macros::{Injectable, controller};
 pub use microservice::{App, Microservice};
 
 /// JSON Schema for API types (derive `schemars::JsonSchema` on DTOs; depend on `schemars`

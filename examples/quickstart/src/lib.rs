@@ -1,5 +1,5 @@
 //! A tasks service in the spirit of the reference's quick start: a `TasksController` with
-//! create / list / get / update / delete, typed configuration from the environment, a
+//! create / list / get / update / delete (written with the `#[controller]` sugar), typed configuration from the environment, a
 //! provider, and an interceptor layer. It needs no external service.
 
 mod audit;
@@ -9,7 +9,7 @@ use jararaca::Microservice;
 use serde::Deserialize;
 
 pub use audit::{AuditLayer, UnitsSeen};
-pub use tasks::{CreateTask, Task, TaskRepository, UpdateTask, controller};
+pub use tasks::{CreateTask, Task, TaskRepository, TasksController, UpdateTask};
 
 /// The service's configuration, read from the environment at startup.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,7 +34,8 @@ pub fn service() -> Microservice {
                 Ok::<_, std::convert::Infallible>(TaskRepository::new(config.max_tasks))
             })
             .value(UnitsSeen::default())
+            .injectable::<TasksController>()
         })
-        .controller(controller())
+        .controller(TasksController::controller())
         .interceptor(AuditLayer)
 }

@@ -1,9 +1,10 @@
 //! Tasks: the DTOs, an in-memory repository and the controller.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use jararaca::Inject;
-use jararaca::http::{ApiError, Controller, Created, Json, NoContent, Path};
+use jararaca::http::{ApiError, Created, Json, NoContent, Path};
+use jararaca::{Inject, Injectable, controller};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
@@ -60,77 +61,76 @@ impl TaskRepository {
     }
 }
 
-async fn create_task(
-    Inject(repo): Inject<TaskRepository>,
-    Json(new): Json<CreateTask>,
-) -> Result<Created<Task>, ApiError> {
-    let mut tasks = repo.tasks.write().await;
-    if tasks.len() >= repo.max_tasks {
-        return Err(ApiError::conflict(format!(
-            "the service keeps at most {} tasks",
-            repo.max_tasks
-        )));
+/// The tasks API, with the repository injected.
+#[derive(Debug, Injectable)]
+pub struct TasksController {
+    repo: Arc<TaskRepository>,
+}
+
+#[controller("/tasks")]
+impl TasksController {
+    #[post("/", summary = "Create a task")]
+    async fn create_task(&self, Json(new): Json<CreateTask>) -> Result<Created<Task>, ApiError> {
+        let mut tasks = self.repo.tasks.write().await;
+        if tasks.len() >= self.repo.max_tasks {
+            return Err(ApiError::conflict(format!(
+                "the service keeps at most {} tasks",
+                self.repo.max_tasks
+            )));
+        }
+        let task = Task {
+            id: Uuid::new_v4(),
+            title: new.title,
+            description: new.description,
+            done: false,
+        };
+        tasks.insert(task.id, task.clone());
+        Ok(Created(task))
     }
-    let task = Task {
-        id: Uuid::new_v4(),
-        title: new.title,
-        description: new.description,
-        done: false,
-    };
-    tasks.insert(task.id, task.clone());
-    Ok(Created(task))
-}
 
-async fn list_tasks(Inject(repo): Inject<TaskRepository>) -> Json<Vec<Task>> {
-    Json(repo.tasks.read().await.values().cloned().collect())
-}
+    #[get("/", summary = "List the tasks")]
+    async fn list_tasks(&self) -> Json<Vec<Task>> {
+        Json(self.repo.tasks.read().await.values().cloned().collect())
+    }
 
-async fn get_task(
-    Inject(repo): Inject<TaskRepository>,
-    Path(id): Path<Uuid>,
-) -> Result<Json<Task>, ApiError> {
-    repo.tasks
-        .read()
-        .await
-        .get(&id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| not_found(id))
-}
+    // An associated function works too: it takes what it needs through extractors.
+    #[get("/{id}", summary = "Get a task")]
+    async fn get_task(
+        Inject(repo): Inject<TaskRepository>,
+        Path(id): Path<Uuid>,
+    ) -> Result<Json<Task>, ApiError> {
+        repo.tasks
+            .read()
+            .await
+            .get(&id)
+            .cloned()
+            .map(Json)
+            .ok_or_else(|| not_found(id))
+    }
 
-async fn update_task(
-    Inject(repo): Inject<TaskRepository>,
-    Path(id): Path<Uuid>,
-    Json(update): Json<UpdateTask>,
-) -> Result<Json<Task>, ApiError> {
-    let mut tasks = repo.tasks.write().await;
-    let task = tasks.get_mut(&id).ok_or_else(|| not_found(id))?;
-    task.title = update.title;
-    task.description = update.description;
-    task.done = update.done;
-    Ok(Json(task.clone()))
-}
+    #[put("/{id}", summary = "Replace a task")]
+    async fn update_task(
+        &self,
+        Path(id): Path<Uuid>,
+        Json(update): Json<UpdateTask>,
+    ) -> Result<Json<Task>, ApiError> {
+        let mut tasks = self.repo.tasks.write().await;
+        let task = tasks.get_mut(&id).ok_or_else(|| not_found(id))?;
+        task.title = update.title;
+        task.description = update.description;
+        task.done = update.done;
+        Ok(Json(task.clone()))
+    }
 
-async fn delete_task(
-    Inject(repo): Inject<TaskRepository>,
-    Path(id): Path<Uuid>,
-) -> Result<NoContent, ApiError> {
-    match repo.tasks.write().await.remove(&id) {
-        Some(_) => Ok(NoContent),
-        None => Err(not_found(id)),
+    #[delete("/{id}", summary = "Delete a task")]
+    async fn delete_task(&self, Path(id): Path<Uuid>) -> Result<NoContent, ApiError> {
+        match self.repo.tasks.write().await.remove(&id) {
+            Some(_) => Ok(NoContent),
+            None => Err(not_found(id)),
+        }
     }
 }
 
 fn not_found(id: Uuid) -> ApiError {
     ApiError::not_found(format!("task {id} not found"))
-}
-
-/// `TasksController` at `/tasks`.
-pub fn controller() -> Controller {
-    Controller::new("TasksController", "/tasks")
-        .post("/", create_task)
-        .get("/", list_tasks)
-        .get("/{id}", get_task)
-        .put("/{id}", update_task)
-        .delete("/{id}", delete_task)
 }

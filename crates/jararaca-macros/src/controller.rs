@@ -1,0 +1,175 @@
+//! `#[controller]`: an `impl` block as a `jararaca::http::Controller`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, ImplItem, ItemImpl, LitStr, Token, Type};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// `"/path", key = value, …` as given to `#[controller]` and the route attributes.
+struct Args {
+    path: LitStr,
+    name: Option<LitStr>,
+    summary: Option<LitStr>,
+    layers: Vec<Expr>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let path: LitStr = input.parse()?;
+        let mut args = Args {
+            path,
+            name: None,
+            summary: None,
+            layers: Vec::new(),
+        };
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: syn::Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            match key.to_string().as_str() {
+                "name" => args.name = Some(input.parse()?),
+                "summary" => args.summary = Some(input.parse()?),
+                "layer" => args.layers.push(input.parse()?),
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("unknown option `{other}`: expected `name`, `summary` or `layer`"),
+                    ));
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args: Args = syn::parse2(args)?;
+    if args.summary.is_some() {
+        return Err(syn::Error::new(
+            args.path.span(),
+            "`summary` is a route option",
+        ));
+    }
+    let mut block: ItemImpl = syn::parse2(item)?;
+    let self_ty = &block.self_ty;
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => {
+            let Type::Path(path) = self_ty.as_ref() else {
+                return Err(syn::Error::new(self_ty.span(), "expected a named type"));
+            };
+            let ident = path
+                .path
+                .segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default();
+            quote!(#ident)
+        }
+    };
+
+    let mut routes = Vec::new();
+    for item in &mut block.items {
+        let ImplItem::Fn(function) = item else {
+            continue;
+        };
+        let mut found = None;
+        let mut kept = Vec::with_capacity(function.attrs.len());
+        for attr in function.attrs.drain(..) {
+            match METHODS.iter().find(|m| attr.path().is_ident(m)) {
+                Some(method) if found.is_none() => found = Some((*method, attr)),
+                Some(_) => {
+                    return Err(syn::Error::new(
+                        attr.span(),
+                        "a method can have only one route attribute",
+                    ));
+                }
+                None => kept.push(attr),
+            }
+        }
+        function.attrs = kept;
+        let Some((method, attr)) = found else {
+            continue;
+        };
+        let route_args: Args = attr.parse_args()?;
+        routes.push(route(method, &route_args, function)?);
+    }
+
+    let facade = crate::facade_path();
+    let path = &args.path;
+    let layers = &args.layers;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    Ok(quote! {
+        #block
+
+        impl #impl_generics #self_ty #where_clause {
+            /// This controller's routes, under its prefix.
+            pub fn controller() -> #facade::http::Controller {
+                #facade::http::Controller::new(#name, #path)
+                    #(.route(#routes))*
+                    #(.layer(#layers))*
+            }
+        }
+    })
+}
+
+fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<TokenStream> {
+    let sig = &function.sig;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            sig.fn_token.span(),
+            "a route handler must be `async`",
+        ));
+    }
+    let facade = crate::facade_path();
+    let ident = &sig.ident;
+    let method_ident = format_ident!("{method}");
+    let path = &args.path;
+    let handler = match sig.inputs.first() {
+        Some(FnArg::Receiver(receiver)) => {
+            if receiver.reference.is_none() || receiver.mutability.is_some() {
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    "a route method takes `&self` (the controller is shared between requests)",
+                ));
+            }
+            let mut params = Vec::new();
+            let mut names = Vec::new();
+            for (i, input) in sig.inputs.iter().skip(1).enumerate() {
+                let FnArg::Typed(typed) = input else { continue };
+                let arg = format_ident!("__arg{i}");
+                let ty = &typed.ty;
+                params.push(quote_spanned!(ty.span()=> #arg: #ty));
+                names.push(arg);
+            }
+            quote! {
+                |#facade::Inject(__this): #facade::Inject<Self>, #(#params),*| async move {
+                    __this.#ident(#(#names),*).await
+                }
+            }
+        }
+        _ => quote!(Self::#ident),
+    };
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => {
+            let name = ident.to_string();
+            quote!(#name)
+        }
+    };
+    let summary = args.summary.as_ref().map(|s| quote!(.summary(#s)));
+    let layers = &args.layers;
+    Ok(quote! {
+        #facade::http::Route::#method_ident(#path, #handler)
+            .name(#name)
+            #summary
+            #(.layer(#layers))*
+    })
+}

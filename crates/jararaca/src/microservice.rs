@@ -13,7 +13,6 @@ use bytes::Bytes;
 use jararaca_di::{BuildError, Container, ContainerBuilder, Provider, ScopeLayer, UnitOfWorkLayer};
 use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -22,7 +21,9 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::cli::Command;
-use crate::http::{ApiInfo, Controller, HealthChecks, RouteMeta, TraceLayer, openapi};
+use crate::http::{
+    ApiInfo, CatchPanicLayer, Controller, HealthChecks, RouteMeta, TraceLayer, openapi,
+};
 
 type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
 
@@ -241,13 +242,12 @@ impl Microservice {
         api = api.layer(
             ServiceBuilder::new()
                 .layer(self.trace)
-                .layer(CatchPanicLayer::custom(|_panic| {
-                    crate::http::internal_server_error()
-                }))
                 .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(UnitOfWorkLayer::new())
-                .layer(ScopeLayer::new(container.clone())),
+                .layer(ScopeLayer::new(container.clone()))
+                // Inside the unit of work, so a panic is a failed unit that rolls back.
+                .layer(CatchPanicLayer),
         );
         let spec = Bytes::from(
             serde_json::to_vec(&openapi).map_err(|e| BuildError::Factory {
@@ -287,8 +287,11 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        let id = format!("{:032x}", fastrand::u128(..));
-        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+        http::HeaderValue::from_bytes(&crate::http::hex::<16, 32>(
+            fastrand::u128(..).to_be_bytes(),
+        ))
+        .ok()
+        .map(RequestId::new)
     }
 }
 

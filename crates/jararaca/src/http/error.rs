@@ -155,8 +155,7 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Respo
     }
 }
 
-/// The body of every 500 the framework produces.
-pub(crate) fn internal_server_error() -> Response {
+fn internal_server_error() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [(http::header::CONTENT_TYPE, "application/json")],

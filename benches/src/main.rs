@@ -1,0 +1,43 @@
+//! `cargo run --release -p jararaca-bench -- <workload>`: runs the Jararaca stack and the raw
+//! library it is built on side by side in one run, and prints their ratio as the last line
+//! (`RATIO <workload> <value>`). Absolute numbers depend on the machine; the ratio is what to
+//! compare.
+//!
+//! Workloads:
+//! * `http` — the same JSON handler through raw axum and through the full Jararaca stack
+//!   (DI scope, unit of work, tracing, request id), each server pinned to one core and loaded
+//!   from a generator on another, alternating, median of at least three runs. The Jararaca
+//!   server logs as `cli::run` sets it up, with `RUST_LOG=info` unless `BENCH_RUST_LOG`
+//!   says otherwise (`BENCH_RUST_LOG=info,jararaca::http=debug` adds the request spans).
+
+mod http;
+mod load;
+mod pin;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: jararaca-bench http [--runs N] [--seconds S] [--connections C]\n\
+         (internal: jararaca-bench serve <raw|jararaca> <port>)"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("http") => match http::Options::parse(&args[1..]) {
+            Ok(options) => http::run(&options),
+            Err(e) => {
+                eprintln!("{e}");
+                usage()
+            }
+        },
+        Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
+            (Some(target), Some(port)) => http::serve(target, port),
+            _ => usage(),
+        },
+        _ => usage(),
+    }
+}

@@ -1,0 +1,361 @@
+//! Where statements run: the unit of work's transaction, or the pool.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use jararaca_di::{BoxError, Resource, UnitOfWork};
+use sqlx::AssertSqlSafe;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::db::Pool;
+use crate::{Db, Dialect, FromDbRow, QueryError, Row, Sql};
+
+/// A handle to run statements: either the current unit of work's transaction (from
+/// [`use_session`](crate::use_session), the `Session` extractor or the request's extensions)
+/// or a pool in autocommit mode (from [`Db::session`]).
+///
+/// Cheap to clone. Within a unit every clone is the same transaction: it is begun on the first
+/// statement, committed by the unit of work when the unit succeeds (before the after-commit
+/// actions run) and rolled back when it fails or is cancelled. A unit that never touches the
+/// database never begins one.
+#[derive(Clone)]
+pub struct Session {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Pool(Db),
+    Unit {
+        state: Arc<UnitTx>,
+        unit: UnitOfWork,
+    },
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Pool(db) => f.debug_tuple("Session::Pool").field(&db.dialect()).finish(),
+            Kind::Unit { state, unit } => f
+                .debug_struct("Session::Unit")
+                .field("dialect", &state.db.dialect())
+                .field("autocommit", &state.is_autocommit(unit))
+                .field("unit", &unit.kind())
+                .finish(),
+        }
+    }
+}
+
+/// The per-unit transaction state, kept as a unit-local of the [`UnitOfWork`].
+pub(crate) struct UnitTx {
+    db: Db,
+    autocommit: AtomicBool,
+    slot: Arc<Mutex<Slot>>,
+}
+
+/// A marker unit-local: the unit opted out of the transaction.
+pub(crate) struct OptedOut;
+
+#[derive(Default)]
+struct Slot {
+    tx: Option<AnyTx>,
+    enlisted: bool,
+    finished: bool,
+}
+
+enum AnyTx {
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl UnitTx {
+    pub(crate) fn new(db: Db, autocommit: bool) -> Self {
+        Self {
+            db,
+            autocommit: AtomicBool::new(autocommit),
+            slot: Arc::default(),
+        }
+    }
+
+    pub(crate) fn set_autocommit(&self) {
+        self.autocommit.store(true, Ordering::Relaxed);
+    }
+
+    fn is_autocommit(&self, unit: &UnitOfWork) -> bool {
+        self.autocommit.load(Ordering::Relaxed) || unit.get_local::<OptedOut>().is_some()
+    }
+}
+
+/// The unit's transaction as a [`Resource`]: the unit of work commits or rolls it back.
+struct TxResource {
+    slot: Arc<Mutex<Slot>>,
+    name: &'static str,
+}
+
+impl TxResource {
+    async fn finish(self, commit: bool) -> Result<(), BoxError> {
+        let mut slot = self.slot.lock().await;
+        slot.finished = true;
+        let Some(tx) = slot.tx.take() else {
+            // Enlisted but never begun (BEGIN failed): nothing to do.
+            return Ok(());
+        };
+        match (tx, commit) {
+            #[cfg(feature = "postgres")]
+            (AnyTx::Postgres(tx), true) => tx.commit().await?,
+            #[cfg(feature = "postgres")]
+            (AnyTx::Postgres(tx), false) => tx.rollback().await?,
+            #[cfg(feature = "sqlite")]
+            (AnyTx::Sqlite(tx), true) => tx.commit().await?,
+            #[cfg(feature = "sqlite")]
+            (AnyTx::Sqlite(tx), false) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Resource for TxResource {
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.name)
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), BoxError>> {
+        self.finish(true).boxed()
+    }
+
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, Result<(), BoxError>> {
+        self.finish(false).boxed()
+    }
+}
+
+/// A connection of either database, borrowed from a [`SessionConnection`] to run sqlx
+/// queries by hand.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Connection<'c> {
+    /// A PostgreSQL connection (inside the unit's transaction, if there is one).
+    #[cfg(feature = "postgres")]
+    Postgres(&'c mut sqlx::PgConnection),
+    /// A SQLite connection (inside the unit's transaction, if there is one).
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'c mut sqlx::SqliteConnection),
+}
+
+/// Exclusive use of the session's connection, from [`Session::acquire`]. Other users of the
+/// same unit's session wait until it is dropped.
+pub struct SessionConnection {
+    inner: Held,
+}
+
+enum Held {
+    #[cfg(feature = "postgres")]
+    PgPool(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    #[cfg(feature = "sqlite")]
+    SqlitePool(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Tx(OwnedMutexGuard<Slot>),
+}
+
+impl fmt::Debug for SessionConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.inner {
+            #[cfg(feature = "postgres")]
+            Held::PgPool(_) => "postgres pool connection",
+            #[cfg(feature = "sqlite")]
+            Held::SqlitePool(_) => "sqlite pool connection",
+            Held::Tx(_) => "unit of work transaction",
+        };
+        f.debug_tuple("SessionConnection").field(&kind).finish()
+    }
+}
+
+impl SessionConnection {
+    /// The connection, to pass to sqlx as an executor (`&mut *conn`).
+    pub fn connection(&mut self) -> Result<Connection<'_>, QueryError> {
+        Ok(match &mut self.inner {
+            #[cfg(feature = "postgres")]
+            Held::PgPool(c) => Connection::Postgres(&mut *c),
+            #[cfg(feature = "sqlite")]
+            Held::SqlitePool(c) => Connection::Sqlite(&mut *c),
+            Held::Tx(slot) => match slot.tx.as_mut() {
+                #[cfg(feature = "postgres")]
+                Some(AnyTx::Postgres(tx)) => Connection::Postgres(&mut *tx),
+                #[cfg(feature = "sqlite")]
+                Some(AnyTx::Sqlite(tx)) => Connection::Sqlite(&mut *tx),
+                None => return Err(QueryError::TransactionFinished),
+            },
+        })
+    }
+}
+
+async fn pool_connection(db: &Db) -> Result<SessionConnection, QueryError> {
+    let inner = match db.pool() {
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(p) => Held::PgPool(p.acquire().await?),
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(p) => Held::SqlitePool(p.acquire().await?),
+    };
+    Ok(SessionConnection { inner })
+}
+
+impl Session {
+    pub(crate) fn pool(db: Db) -> Self {
+        Self {
+            kind: Kind::Pool(db),
+        }
+    }
+
+    pub(crate) fn unit(state: Arc<UnitTx>, unit: UnitOfWork) -> Self {
+        Self {
+            kind: Kind::Unit { state, unit },
+        }
+    }
+
+    /// The database this session runs on.
+    pub fn db(&self) -> &Db {
+        match &self.kind {
+            Kind::Pool(db) => db,
+            Kind::Unit { state, .. } => &state.db,
+        }
+    }
+
+    /// The SQL dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.db().dialect()
+    }
+
+    /// Whether statements run in the unit of work's transaction (rather than each committing
+    /// on its own).
+    pub fn is_transactional(&self) -> bool {
+        match &self.kind {
+            Kind::Pool(_) => false,
+            Kind::Unit { state, unit } => !state.is_autocommit(unit),
+        }
+    }
+
+    /// The connection to run statements on: the unit's transaction (begun and enlisted in the
+    /// unit of work on first use) or a pooled connection.
+    pub async fn acquire(&self) -> Result<SessionConnection, QueryError> {
+        let (state, unit) = match &self.kind {
+            Kind::Pool(db) => return pool_connection(db).await,
+            Kind::Unit { state, unit } => (state, unit),
+        };
+        if state.is_autocommit(unit) {
+            return pool_connection(&state.db).await;
+        }
+        let mut slot = Arc::clone(&state.slot).lock_owned().await;
+        if slot.finished {
+            return Err(QueryError::TransactionFinished);
+        }
+        if slot.tx.is_none() {
+            // Enlist before BEGIN: a unit decided meanwhile refuses it and no transaction
+            // is left dangling; a failed BEGIN leaves an empty resource that commits nothing.
+            if !slot.enlisted {
+                unit.enlist(TxResource {
+                    slot: Arc::clone(&state.slot),
+                    name: match state.db.dialect() {
+                        Dialect::Postgres => "postgres transaction",
+                        Dialect::Sqlite => "sqlite transaction",
+                    },
+                })?;
+                slot.enlisted = true;
+            }
+            slot.tx = Some(match state.db.pool() {
+                #[cfg(feature = "postgres")]
+                Pool::Postgres(p) => AnyTx::Postgres(p.begin().await?),
+                #[cfg(feature = "sqlite")]
+                Pool::Sqlite(p) => AnyTx::Sqlite(p.begin().await?),
+            });
+            tracing::trace!("unit of work transaction begun");
+        }
+        Ok(SessionConnection {
+            inner: Held::Tx(slot),
+        })
+    }
+
+    /// Runs `sql` and maps every row with `map`.
+    pub async fn fetch_map<T, F>(&self, sql: &Sql, map: F) -> Result<Vec<T>, QueryError>
+    where
+        F: Fn(Row<'_>) -> Result<T, QueryError> + Send,
+        T: Send,
+    {
+        let mut held = self.acquire().await?;
+        match held.connection()? {
+            #[cfg(feature = "postgres")]
+            Connection::Postgres(c) => {
+                let (text, args) = sql.postgres()?;
+                let rows = sqlx::query_with(AssertSqlSafe(text), args)
+                    .fetch_all(c)
+                    .await?;
+                rows.iter().map(|r| map(Row::Postgres(r))).collect()
+            }
+            #[cfg(feature = "sqlite")]
+            Connection::Sqlite(c) => {
+                let (text, args) = sql.sqlite()?;
+                let rows = sqlx::query_with(AssertSqlSafe(text), args)
+                    .fetch_all(c)
+                    .await?;
+                rows.iter().map(|r| map(Row::Sqlite(r))).collect()
+            }
+        }
+    }
+
+    /// Runs `sql` and decodes every row as `T`.
+    pub async fn fetch_all<T: FromDbRow>(&self, sql: &Sql) -> Result<Vec<T>, QueryError> {
+        self.fetch_map(sql, |row| row.decode::<T>()).await
+    }
+
+    /// Runs `sql` and decodes the first row as `T`, if any.
+    pub async fn fetch_optional<T: FromDbRow>(&self, sql: &Sql) -> Result<Option<T>, QueryError> {
+        Ok(self.fetch_all(sql).await?.into_iter().next())
+    }
+
+    /// Runs `sql` and reads the integer in the first column of the first row (a count).
+    pub async fn fetch_i64(&self, sql: &Sql) -> Result<i64, QueryError> {
+        let mut held = self.acquire().await?;
+        Ok(match held.connection()? {
+            #[cfg(feature = "postgres")]
+            Connection::Postgres(c) => {
+                let (text, args) = sql.postgres()?;
+                sqlx::query_scalar_with(AssertSqlSafe(text), args)
+                    .fetch_one(c)
+                    .await?
+            }
+            #[cfg(feature = "sqlite")]
+            Connection::Sqlite(c) => {
+                let (text, args) = sql.sqlite()?;
+                sqlx::query_scalar_with(AssertSqlSafe(text), args)
+                    .fetch_one(c)
+                    .await?
+            }
+        })
+    }
+
+    /// Runs `sql` and returns the number of rows it changed.
+    pub async fn execute(&self, sql: &Sql) -> Result<u64, QueryError> {
+        let mut held = self.acquire().await?;
+        Ok(match held.connection()? {
+            #[cfg(feature = "postgres")]
+            Connection::Postgres(c) => {
+                let (text, args) = sql.postgres()?;
+                sqlx::query_with(AssertSqlSafe(text), args)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            }
+            #[cfg(feature = "sqlite")]
+            Connection::Sqlite(c) => {
+                let (text, args) = sql.sqlite()?;
+                sqlx::query_with(AssertSqlSafe(text), args)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+}

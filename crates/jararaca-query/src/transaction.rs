@@ -1,0 +1,220 @@
+//! The database transaction layer: one transaction per unit of work, decided by the unit.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use jararaca_di::{Envelope, UnitOfWork, use_unit_of_work};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::session::{OptedOut, UnitTx};
+use crate::{Db, QueryError, Session};
+
+/// Gives every unit of work (HTTP request, bus delivery, scheduled tick) one database
+/// transaction, begun lazily on the first statement and enlisted in the unit of work.
+///
+/// The [`UnitOfWorkLayer`](jararaca_di::UnitOfWorkLayer) must be outside this layer. It
+/// commits the transaction when the unit succeeds — *before* the after-commit actions (message
+/// publishes, WebSocket sends) run — and rolls it back when the unit fails or is cancelled;
+/// a failed commit turns the unit into a failure and drops the actions.
+///
+/// Handlers reach the transaction through the [`Session`] extractor (axum), the request's
+/// extensions (any [`Envelope`]) or [`use_session`].
+///
+/// Opting out: a unit whose envelope carries [`NoTransaction`] in its extensions when it
+/// reaches this layer, or that passes through a [`NoTransactionLayer`] (on either side of this
+/// layer), gets an autocommit session instead. [`TransactionLayer::autocommit`] opts out a
+/// whole stack.
+///
+/// Only one database per unit: if two transaction layers wrap one unit, the outer one's
+/// database wins.
+#[derive(Debug, Clone)]
+pub struct TransactionLayer {
+    db: Db,
+    autocommit: bool,
+}
+
+impl TransactionLayer {
+    /// A transaction per unit on `db`.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            autocommit: false,
+        }
+    }
+
+    /// Sessions on `db` without a transaction: every statement commits at once.
+    pub fn autocommit(db: Db) -> Self {
+        Self {
+            db,
+            autocommit: true,
+        }
+    }
+}
+
+impl<S> Layer<S> for TransactionLayer {
+    type Service = Transaction<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Transaction {
+            inner,
+            db: self.db.clone(),
+            autocommit: self.autocommit,
+        }
+    }
+}
+
+/// The service of [`TransactionLayer`].
+#[derive(Debug, Clone)]
+pub struct Transaction<S> {
+    inner: S,
+    db: Db,
+    autocommit: bool,
+}
+
+impl<S, R> Service<R> for Transaction<S>
+where
+    S: Service<R>,
+    R: Envelope,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: R) -> Self::Future {
+        let unit = req
+            .extensions()
+            .get::<UnitOfWork>()
+            .cloned()
+            .or_else(|| use_unit_of_work().ok());
+        match unit {
+            Some(unit) => {
+                let skip = self.autocommit || req.extensions().get::<NoTransaction>().is_some();
+                // Nothing is begun here: the first statement begins the transaction.
+                let state = unit.local(|| UnitTx::new(self.db.clone(), skip));
+                if skip {
+                    state.set_autocommit();
+                }
+                req.extensions_mut().insert(Session::unit(state, unit));
+            }
+            None => tracing::debug!(
+                "TransactionLayer without a unit of work: put UnitOfWorkLayer outside it"
+            ),
+        }
+        self.inner.call(req)
+    }
+}
+
+/// A marker in a unit's extensions: run this unit without a transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTransaction;
+
+/// Opts the units it wraps out of the transaction (the reference's
+/// `skip_persistence_session`): put it on the routes or handlers that must not run in one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTransactionLayer;
+
+impl NoTransactionLayer {
+    /// The opt-out layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for NoTransactionLayer {
+    type Service = NoTransactionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        NoTransactionService { inner }
+    }
+}
+
+/// The service of [`NoTransactionLayer`].
+#[derive(Debug, Clone)]
+pub struct NoTransactionService<S> {
+    inner: S,
+}
+
+impl<S, R> Service<R> for NoTransactionService<S>
+where
+    S: Service<R>,
+    R: Envelope,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: R) -> Self::Future {
+        // Outside the transaction layer the marker tells it; inside, the unit-local does
+        // (checked before the first statement).
+        if let Some(unit) = req.extensions().get::<UnitOfWork>() {
+            unit.local(|| OptedOut);
+        }
+        req.extensions_mut().insert(NoTransaction);
+        self.inner.call(req)
+    }
+}
+
+fn unit_state() -> Result<(Arc<UnitTx>, UnitOfWork), QueryError> {
+    let unit = use_unit_of_work()
+        .map_err(|_| QueryError::NoSession("this task is not in a unit of work"))?;
+    let state = unit.get_local::<UnitTx>().ok_or(QueryError::NoSession(
+        "this unit of work has no TransactionLayer",
+    ))?;
+    Ok((state, unit))
+}
+
+/// The current unit of work's session (the reference's `use_session`): its transaction, or an
+/// autocommit session if the unit opted out.
+///
+/// Fails outside a unit of work or in a unit without a [`TransactionLayer`].
+pub fn use_session() -> Result<Session, QueryError> {
+    let (state, unit) = unit_state()?;
+    Ok(Session::unit(state, unit))
+}
+
+/// The current unit of work's transaction (the reference's `use_transaction`). Unlike
+/// [`use_session`], fails when the unit opted out of the transaction.
+pub fn use_transaction() -> Result<Session, QueryError> {
+    let session = use_session()?;
+    if session.is_transactional() {
+        Ok(session)
+    } else {
+        Err(QueryError::NoSession(
+            "this unit of work opted out of the transaction (NoTransaction)",
+        ))
+    }
+}
+
+impl Session {
+    /// The session in `extensions`, put there by the [`TransactionLayer`]: for transports
+    /// other than axum (bus handlers take it from the delivery's extensions).
+    pub fn from_extensions(extensions: &http::Extensions) -> Result<Self, QueryError> {
+        extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(QueryError::NoSession(
+                "the request's extensions hold no Session",
+            ))
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
+    type Rejection = QueryError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::from_extensions(&parts.extensions)
+    }
+}

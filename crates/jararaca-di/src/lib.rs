@@ -72,3 +72,8 @@ pub use uow::{
 
 /// The error type at generic tower boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -72,3 +72,8 @@ pub use schemars;
 /// TypeScript declarations for API types (derive `ts_rs::TS` on DTOs; depend on `ts-rs`
 /// directly so the derive finds it).
 pub use ts_rs;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -130,6 +130,7 @@ pub trait Entity: Serialize + FromDbRow + Send + Sync + 'static {
 
 /// A value with its id, serialized as `{"id": "<uuid>", "data": {…}}` (the reference's
 /// `Identifiable[T]`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identifiable<T> {
     /// The id.

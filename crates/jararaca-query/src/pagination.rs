@@ -102,6 +102,7 @@ fn default_page_size() -> u32 {
 }
 
 /// A sort direction: `"asc"` or `"desc"`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
@@ -120,6 +121,7 @@ impl Direction {
 }
 
 /// One sort rule: `{"field", "direction"}` (MUI DataGrid's sort model).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortModel {
     /// A field name from the whitelist.
@@ -129,6 +131,7 @@ pub struct SortModel {
 }
 
 /// A filter value: one string or a list (`isAnyOf`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FilterValue {
@@ -165,6 +168,7 @@ impl FilterValue {
 
 /// One filter rule: `{"field", "operator", "value"}` (MUI DataGrid's filter item). The
 /// operators per column type are listed on [`FilterOperator`](crate::FilterOperator).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterModel {
     /// A field name from the whitelist.
@@ -181,6 +185,7 @@ pub struct FilterModel {
 ///
 /// Embed it with `#[serde(flatten)]` in a filter of your own and implement
 /// `AsRef<PaginatedFilter>` to add fields for [`QueryInjector`](crate::QueryInjector)s.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaginatedFilter {
     /// The page, from 0.
@@ -269,6 +274,7 @@ impl PaginatedFilter {
 /// reference's `Paginated[T]`). `total` counts the items on this page; without a count
 /// ([`CountStrategy::None`](crate::CountStrategy::None)) `unpaginated_total` is -1 and
 /// `total_pages` 0.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Paginated<T> {
     /// The items of this page.

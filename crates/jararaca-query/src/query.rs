@@ -120,6 +120,7 @@ where
 
 /// `{"order_by": "asc"|"desc"}`: order by creation time (the reference's
 /// `DateOrderedFilter`). Flatten it into your filter and add a [`DateOrderedInjector`].
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DateOrderedFilter {
     /// The direction, `"asc"` by default.
@@ -183,6 +184,7 @@ pub enum CountStrategy {
 
 /// A page of keyset pagination: `{"items", "next_cursor"}`. Pass `next_cursor` back to get
 /// the following page; it is `null` on the last page.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeysetPage<T> {
     /// The items of this page.

@@ -64,7 +64,7 @@ pub use jararaca_di::{
     UnitKind, UnitOfWork, inject, use_container, use_unit_of_work,
 };
 pub use jararaca_macros::{Injectable, controller};
-pub use microservice::{App, Microservice};
+pub use microservice::{App, AppBuildError, Microservice};
 
 /// JSON Schema for API types (derive `schemars::JsonSchema` on DTOs; depend on `schemars`
 /// directly so the derive finds it).

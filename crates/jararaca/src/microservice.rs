@@ -26,6 +26,7 @@ use crate::http::{
 };
 
 type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
+type InterceptorFn = Box<dyn FnOnce(Router, &Container) -> Result<Router, BoxError> + Send>;
 
 /// A service: its providers, controllers, interceptors and configuration. The same value runs
 /// as an HTTP server (and, with the other crates, as a worker or a beat) through
@@ -53,7 +54,7 @@ pub struct Microservice {
     name: String,
     container: ContainerBuilder,
     controllers: Vec<Controller>,
-    interceptors: Vec<RouterFn>,
+    interceptors: Vec<InterceptorFn>,
     router_factory: Option<RouterFn>,
     health: HealthChecks,
     info: ApiInfo,
@@ -152,7 +153,24 @@ impl Microservice {
         <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
     {
         self.interceptors
-            .push(Box::new(move |router| router.layer(layer)));
+            .push(Box::new(move |router, _| Ok(router.layer(layer))));
+        self
+    }
+
+    /// Like [`interceptor`](Self::interceptor), for a layer made from the built container:
+    /// `.interceptor_with(|c| Ok(TransactionLayer::new((*c.get::<Db>()?).clone())))`.
+    pub fn interceptor_with<L, F>(mut self, make: F) -> Self
+    where
+        F: FnOnce(&Container) -> Result<L, BoxError> + Send + 'static,
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.interceptors.push(Box::new(move |router, container| {
+            Ok(router.layer(make(container)?))
+        }));
         self
     }
 
@@ -225,7 +243,7 @@ impl Microservice {
 
     /// Builds the container (checking the whole graph and every configuration) and the
     /// HTTP router.
-    pub async fn build(self) -> Result<App, BuildError> {
+    pub async fn build(self) -> Result<App, AppBuildError> {
         let openapi = self.openapi();
         let container = self.container.build().await?;
         let mut api = Router::new();
@@ -236,7 +254,7 @@ impl Microservice {
             routes.extend(metas);
         }
         for interceptor in self.interceptors {
-            api = interceptor(api);
+            api = interceptor(api, &container).map_err(AppBuildError::Interceptor)?;
         }
         // One `layer` call for the whole framework stack: every extra call re-boxes the routes.
         api = api.layer(
@@ -279,6 +297,21 @@ impl Microservice {
             }),
         })
     }
+}
+
+/// Why a [`Microservice`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppBuildError {
+    /// The container's graph or configuration is invalid, or a singleton failed to build.
+    #[error(transparent)]
+    Container(#[from] BuildError),
+    /// An interceptor made from the container failed.
+    #[error("an interceptor could not be made: {0}")]
+    Interceptor(#[source] BoxError),
+    /// The OpenAPI document could not be serialized.
+    #[error("the OpenAPI document could not be serialized: {0}")]
+    OpenApi(#[source] serde_json::Error),
 }
 
 /// A request id of 32 random hex digits, unless the client sent `x-request-id`.

@@ -1,15 +1,24 @@
 //! A tasks service in the spirit of the reference's quick start: a `TasksController` with
-//! create / list / get / update / delete (written with the `#[controller]` sugar), typed configuration from the environment, a
-//! provider, and an interceptor layer. It needs no external service.
+//! create / list (paginated, sorted, filtered) / get / update / delete written with the
+//! `#[controller]` sugar, typed configuration from the environment, providers, a transaction
+//! per request, and an interceptor layer.
+//!
+//! It keeps its tasks in SQLite by default (in memory; `DATABASE_URL=sqlite://tasks.db?mode=rwc`
+//! keeps them in a file) and in PostgreSQL when `DATABASE_URL` points there. The schema is
+//! created by the sqlx migrations in `migrations/` at startup.
 
 mod audit;
 mod tasks;
 
-use jararaca::Microservice;
+use std::sync::Arc;
+
+use jararaca::{BoxError, Microservice};
+use jararaca_query::{Db, TransactionLayer};
 use serde::Deserialize;
+use sqlx::migrate::Migrator;
 
 pub use audit::{AuditLayer, UnitsSeen};
-pub use tasks::{CreateTask, Task, TaskRepository, TasksController, UpdateTask};
+pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
 /// The service's configuration, read from the environment at startup.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,10 +27,31 @@ pub struct AppConfig {
     /// The most tasks the service keeps (`MAX_TASKS`, default 1000).
     #[serde(default = "default_max_tasks")]
     pub max_tasks: usize,
+    /// Where tasks are kept (`DATABASE_URL`, default an in-memory SQLite database).
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
 }
 
 fn default_max_tasks() -> usize {
     1000
+}
+
+fn default_database_url() -> String {
+    "sqlite::memory:".to_owned()
+}
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Connects to the configured database and brings its schema up to date.
+async fn database(config: Arc<AppConfig>) -> Result<Db, BoxError> {
+    let db = Db::connect(&config.database_url).await?;
+    if let Some(pool) = db.as_postgres() {
+        POSTGRES_MIGRATIONS.run(pool).await?;
+    } else if let Some(pool) = db.as_sqlite() {
+        SQLITE_MIGRATIONS.run(pool).await?;
+    }
+    Ok(db)
 }
 
 /// The tasks service.
@@ -30,12 +60,19 @@ pub fn service() -> Microservice {
         .description("A tasks service: the Jararaca quick start")
         .config::<AppConfig>()
         .providers(|c| {
-            c.factory(|config: std::sync::Arc<AppConfig>| async move {
-                Ok::<_, std::convert::Infallible>(TaskRepository::new(config.max_tasks))
-            })
-            .value(UnitsSeen::default())
-            .injectable::<TasksController>()
+            c.factory(database)
+                .value(UnitsSeen::default())
+                .injectable::<TasksController>()
         })
         .controller(TasksController::controller())
         .interceptor(AuditLayer)
+        .interceptor_with(|c| Ok(TransactionLayer::new((*c.get::<Db>()?).clone())))
+        .readiness_check(
+            "database",
+            |c| async move { Ok(c.get::<Db>()?.ping().await?) },
+        )
+        .on_shutdown("database", |c| async move {
+            c.get::<Db>()?.close().await;
+            Ok(())
+        })
 }

@@ -1,18 +1,23 @@
-//! Tasks: the DTOs, an in-memory repository and the controller.
+//! Tasks: the entity (also the API's read model), the request bodies and the controller.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jararaca::http::{ApiError, Created, Json, NoContent, Path};
-use jararaca::{Inject, Injectable, controller};
+use chrono::{DateTime, Utc};
+use jararaca::http::{ApiError, Created, Json, NoContent, Path, Query};
+use jararaca::{Injectable, controller};
+use jararaca_query::{
+    Column, ColumnType, CrudOperations, Entity, Fields, Paginated, PaginatedFilter, QueryError,
+    QueryOperations,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
 use ts_rs::TS;
 use uuid::Uuid;
 
-/// A task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+use crate::AppConfig;
+
+/// A task, as stored and as returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, JsonSchema, TS)]
 pub struct Task {
     /// Its id.
     pub id: Uuid,
@@ -22,6 +27,27 @@ pub struct Task {
     pub description: Option<String>,
     /// Whether it is done.
     pub done: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Entity for Task {
+    const TABLE: &'static str = "tasks";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("id", ColumnType::Uuid),
+        Column::new("title", ColumnType::Text),
+        Column::new("description", ColumnType::Text),
+        Column::new("done", ColumnType::Bool),
+        Column::new("created_at", ColumnType::DateTime),
+        Column::new("updated_at", ColumnType::DateTime),
+    ];
+    const TIMESTAMPS: bool = true;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 /// The body of `POST /tasks`.
@@ -44,93 +70,96 @@ pub struct UpdateTask {
     pub done: bool,
 }
 
-/// Where tasks live: in memory, bounded by the configured maximum.
-#[derive(Debug)]
-pub struct TaskRepository {
-    max_tasks: usize,
-    tasks: RwLock<BTreeMap<Uuid, Task>>,
-}
-
-impl TaskRepository {
-    /// An empty repository holding at most `max_tasks`.
-    pub fn new(max_tasks: usize) -> Self {
-        Self {
-            max_tasks,
-            tasks: RwLock::default(),
-        }
-    }
-}
-
-/// The tasks API, with the repository injected.
+/// The tasks API. Every query runs in the unit of work's transaction (the
+/// `TransactionLayer`), reached here through `CrudOperations::new()`.
 #[derive(Debug, Injectable)]
 pub struct TasksController {
-    repo: Arc<TaskRepository>,
+    config: Arc<AppConfig>,
+}
+
+/// Query errors keep their status: a bad filter is a 422, a missing task a 404, and a
+/// database failure a 500 that reveals nothing.
+fn db(error: QueryError) -> ApiError {
+    ApiError::from_status(error.status(), error)
+}
+
+/// What clients may sort and filter by.
+fn listing() -> QueryOperations<Task> {
+    QueryOperations::new(Fields::of::<Task>().without("id"))
 }
 
 #[controller("/tasks")]
 impl TasksController {
     #[post("/", summary = "Create a task")]
     async fn create_task(&self, Json(new): Json<CreateTask>) -> Result<Created<Task>, ApiError> {
-        let mut tasks = self.repo.tasks.write().await;
-        if tasks.len() >= self.repo.max_tasks {
+        let count = listing()
+            .query(&PaginatedFilter::page(0, 1))
+            .await
+            .map_err(db)?
+            .unpaginated_total;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= self.config.max_tasks {
             return Err(ApiError::conflict(format!(
                 "the service keeps at most {} tasks",
-                self.repo.max_tasks
+                self.config.max_tasks
             )));
         }
+        let now = Utc::now();
         let task = Task {
             id: Uuid::new_v4(),
             title: new.title,
             description: new.description,
             done: false,
+            created_at: now,
+            updated_at: now,
         };
-        tasks.insert(task.id, task.clone());
+        let task = CrudOperations::<Task>::new()
+            .create(&task)
+            .await
+            .map_err(db)?;
         Ok(Created(task))
     }
 
-    #[get("/", summary = "List the tasks")]
-    async fn list_tasks(&self) -> Json<Vec<Task>> {
-        Json(self.repo.tasks.read().await.values().cloned().collect())
+    /// `?page=0&page_size=10&sort_models=[…]&filter_models=[…]` (MUI DataGrid models).
+    #[get("/", summary = "List tasks a page at a time, sorted and filtered")]
+    async fn list_tasks(
+        Query(filter): Query<PaginatedFilter>,
+    ) -> Result<Json<Paginated<Task>>, ApiError> {
+        Ok(Json(listing().query(&filter).await.map_err(db)?))
     }
 
-    // An associated function works too: it takes what it needs through extractors.
     #[get("/{id}", summary = "Get a task")]
-    async fn get_task(
-        Inject(repo): Inject<TaskRepository>,
-        Path(id): Path<Uuid>,
-    ) -> Result<Json<Task>, ApiError> {
-        repo.tasks
-            .read()
-            .await
-            .get(&id)
-            .cloned()
-            .map(Json)
-            .ok_or_else(|| not_found(id))
+    async fn get_task(Path(id): Path<Uuid>) -> Result<Json<Task>, ApiError> {
+        Ok(Json(
+            CrudOperations::<Task>::new().get(id).await.map_err(db)?,
+        ))
     }
 
     #[put("/{id}", summary = "Replace a task")]
     async fn update_task(
-        &self,
         Path(id): Path<Uuid>,
         Json(update): Json<UpdateTask>,
     ) -> Result<Json<Task>, ApiError> {
-        let mut tasks = self.repo.tasks.write().await;
-        let task = tasks.get_mut(&id).ok_or_else(|| not_found(id))?;
-        task.title = update.title;
-        task.description = update.description;
-        task.done = update.done;
-        Ok(Json(task.clone()))
+        let tasks = CrudOperations::<Task>::new();
+        let task = tasks.get(id).await.map_err(db)?;
+        let task = Task {
+            title: update.title,
+            description: update.description,
+            done: update.done,
+            ..task
+        };
+        Ok(Json(tasks.update(&task).await.map_err(db)?))
     }
 
     #[delete("/{id}", summary = "Delete a task")]
-    async fn delete_task(&self, Path(id): Path<Uuid>) -> Result<NoContent, ApiError> {
-        match self.repo.tasks.write().await.remove(&id) {
-            Some(_) => Ok(NoContent),
-            None => Err(not_found(id)),
+    async fn delete_task(Path(id): Path<Uuid>) -> Result<NoContent, ApiError> {
+        if CrudOperations::<Task>::new()
+            .delete_by_id(id)
+            .await
+            .map_err(db)?
+        {
+            Ok(NoContent)
+        } else {
+            Err(ApiError::not_found(format!("task {id} not found")))
         }
     }
-}
-
-fn not_found(id: Uuid) -> ApiError {
-    ApiError::not_found(format!("task {id} not found"))
 }

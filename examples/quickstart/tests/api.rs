@@ -34,9 +34,8 @@ async fn call(
     )
 }
 
-#[tokio::test]
-async fn tasks_can_be_created_listed_read_updated_and_deleted() {
-    let app = quickstart::service().build().await.unwrap();
+async fn crud_round_trip(service: jararaca::Microservice) {
+    let app = service.build().await.unwrap();
     let router = app.router();
 
     let (status, created) = call(
@@ -53,7 +52,10 @@ async fn tasks_can_be_created_listed_read_updated_and_deleted() {
 
     let (status, listed) = call(&router, "GET", "/tasks", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(listed, json!([created]));
+    assert_eq!(
+        listed,
+        json!({"items": [created], "total": 1, "unpaginated_total": 1, "total_pages": 1})
+    );
 
     let (status, fetched) = call(&router, "GET", &format!("/tasks/{id}"), None).await;
     assert_eq!((status, &fetched), (StatusCode::OK, &created));
@@ -68,16 +70,90 @@ async fn tasks_can_be_created_listed_read_updated_and_deleted() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["done"], true);
     assert_eq!(updated["description"], "all of them");
+    assert_eq!(updated["created_at"], created["created_at"]);
 
     let (status, _) = call(&router, "DELETE", &format!("/tasks/{id}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = call(&router, "GET", &format!("/tasks/{id}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({"detail": format!("task {id} not found")}));
+    assert!(body["detail"].as_str().unwrap().contains(&id), "{body}");
 
     // The interceptor saw every request as an HTTP unit of work.
     let seen = app.container().get::<quickstart::UnitsSeen>().unwrap();
     assert_eq!(seen.count(UnitKind::Http), 6);
+}
+
+#[tokio::test]
+async fn tasks_can_be_created_listed_read_updated_and_deleted_in_sqlite() {
+    crud_round_trip(quickstart::service()).await;
+}
+
+#[tokio::test]
+async fn tasks_can_be_created_listed_read_updated_and_deleted_in_postgres() {
+    let Some(url) = jararaca_testing::postgres() else {
+        return;
+    };
+    let schema = jararaca_testing::unique_name("quickstart");
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let outcome = tokio::spawn(crud_round_trip(
+        quickstart::service().providers(move |c| c.env([("DATABASE_URL", database_url)])),
+    ))
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn the_list_is_paged_sorted_and_filtered_from_the_query_string() {
+    let router = quickstart::service().build().await.unwrap().router();
+    for title in ["b: write docs", "a: fix bug", "c: write tests"] {
+        let (status, _) = call(&router, "POST", "/tasks", Some(json!({"title": title}))).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let sort = "%5B%7B%22field%22%3A%22title%22%2C%22direction%22%3A%22desc%22%7D%5D";
+    let filter = "%5B%7B%22field%22%3A%22title%22%2C%22operator%22%3A%22contains%22%2C%22value%22%3A%22write%22%7D%5D";
+    let (status, page) = call(
+        &router,
+        "GET",
+        &format!("/tasks?page=0&page_size=1&sort_models={sort}&filter_models={filter}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["title"], "c: write tests");
+    assert_eq!(
+        (
+            page["total"].as_i64(),
+            page["unpaginated_total"].as_i64(),
+            page["total_pages"].as_i64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
+
+    let hostile = "%5B%7B%22field%22%3A%22title%3B%20DROP%20TABLE%20tasks%22%2C%22direction%22%3A%22asc%22%7D%5D";
+    let (status, body) = call(
+        &router,
+        "GET",
+        &format!("/tasks?sort_models={hostile}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = call(&router, "GET", "/tasks?page_size=1000", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, page) = call(&router, "GET", "/tasks", None).await;
+    assert_eq!(page["unpaginated_total"], 3, "the table is intact");
 }
 
 #[tokio::test]
@@ -140,9 +216,24 @@ async fn openapi_lists_every_route_with_its_schemas_and_health_is_ready() {
             ["$ref"],
         "#/components/schemas/Task"
     );
+    let page_ref = doc["paths"]["/tasks"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    let page = &doc["components"]["schemas"][page_ref.trim_start_matches("#/components/schemas/")];
     assert_eq!(
-        doc["paths"]["/tasks"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
-        json!({"type": "array", "items": {"$ref": "#/components/schemas/Task"}})
+        page["properties"]["items"]["items"]["$ref"],
+        "#/components/schemas/Task"
+    );
+    let list_params: Vec<&str> = doc["paths"]["/tasks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        list_params,
+        ["filter_models", "page", "page_size", "sort_models"]
     );
     assert_eq!(
         doc["paths"]["/tasks/{id}"]["get"]["parameters"][0]["schema"]["format"],

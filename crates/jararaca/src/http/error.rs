@@ -73,6 +73,23 @@ impl ApiError {
         }
     }
 
+    /// An error of another crate that knows its own status: a server error (5xx) is logged
+    /// and hidden like [`ApiError::internal`]; a client error shows `error`'s message.
+    ///
+    /// `repo.get(id).await.map_err(|e| ApiError::from_status(e.status(), e))?`
+    pub fn from_status(status: StatusCode, error: impl Into<BoxError>) -> Self {
+        let error = error.into();
+        if status.is_server_error() || !status.is_client_error() {
+            let mut api = Self::internal(error);
+            if status.is_server_error() {
+                api.status = status;
+            }
+            api
+        } else {
+            Self::new(status, error.to_string())
+        }
+    }
+
     /// 400 Bad Request.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)

@@ -337,42 +337,91 @@ where
     }
 }
 
-/// Parses a query string into `T`; every missing required parameter is reported at once.
+/// Parses a query string into `T`, reporting every missing or invalid parameter at once.
+///
+/// Values are typed by `T`'s schema: numbers and booleans are parsed from their text; an
+/// array parameter is either repeated (`tag=a&tag=b`, or `tag[]=a&tag[]=b` as
+/// `@jararaca/core` sends it) or one JSON array, and an object parameter is JSON, so a
+/// `PaginatedFilter` travels as `?page=0&page_size=10&sort_models=[{"field":"title","direction":"asc"}]`.
 pub fn parse_query<T: DeserializeOwned + JsonSchema>(query: &str) -> Result<T, ValidationError> {
-    let present: Vec<String> = form_urlencoded_keys(query);
     let schema = schema_of::<T>();
     let root = resolve(&schema, schema.as_value());
-    let missing: Vec<FieldError> = root
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|name| !present.iter().any(|p| p == name))
-        .map(|name| {
-            FieldError::new(
-                vec!["query".into(), name.into()],
-                "Field required",
-                "missing",
-            )
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(ValidationError::new(missing));
+    let properties = root.get("properties").and_then(Value::as_object);
+    let mut object = serde_json::Map::new();
+    for (key, raw) in form_urlencoded::parse(query.as_bytes()) {
+        let key = key.strip_suffix("[]").unwrap_or(&key).to_owned();
+        let property = properties
+            .and_then(|p| p.get(&key))
+            .map(|p| resolve(&schema, p));
+        match primary_type(property) {
+            Some("array") => {
+                let items = property
+                    .and_then(|p| p.get("items"))
+                    .map(|i| resolve(&schema, i));
+                if raw.trim_start().starts_with('[') {
+                    object.insert(key, json_or_text(&raw));
+                } else {
+                    let item = coerce(primary_type(items), &raw);
+                    match object
+                        .entry(key)
+                        .or_insert_with(|| Value::Array(Vec::new()))
+                    {
+                        Value::Array(values) => values.push(item),
+                        other => *other = Value::Array(vec![item]),
+                    }
+                }
+            }
+            Some("object") => {
+                object.insert(key, json_or_text(&raw));
+            }
+            kind => {
+                object.insert(key, coerce(kind, &raw));
+            }
+        }
     }
-    let deserializer =
-        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let mut loc = vec![Loc::from("query")];
-        loc.extend(path_locs(e.path()));
-        ValidationError::new(vec![serde_error(loc, e.inner())])
-    })
+    from_value(Value::Object(object), "query")
 }
 
-fn form_urlencoded_keys(query: &str) -> Vec<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(k, _)| k.into_owned())
-        .collect()
+/// The first non-null JSON type a schema allows (`["integer", "null"]` → `integer`).
+fn primary_type(schema: Option<&Value>) -> Option<&str> {
+    match schema?.get("type")? {
+        Value::String(t) => Some(t.as_str()),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null"),
+        _ => None,
+    }
+}
+
+/// A query value as the JSON type its schema wants; left as text when it does not parse, so
+/// the schema check reports it with the rest.
+fn coerce(kind: Option<&str>, raw: &str) -> Value {
+    let parsed = match kind {
+        Some("integer") => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(Value::from)
+            .or_else(|| raw.trim().parse::<u64>().ok().map(Value::from)),
+        Some("number") => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number)),
+        Some("boolean") => match raw.trim() {
+            "true" | "1" => Some(Value::Bool(true)),
+            "false" | "0" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        Some("null") if raw.is_empty() => Some(Value::Null),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Value::String(raw.to_owned()))
+}
+
+fn json_or_text(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
 }
 
 #[cfg(test)]
@@ -465,12 +514,60 @@ mod tests {
     }
 
     #[test]
-    fn query_reports_all_missing_then_bad_values() {
+    fn query_reports_every_missing_and_bad_value() {
         let err = parse_query::<Page>("q=x").unwrap_err();
         assert_eq!(locs(&err), ["query.page", "query.size"]);
-        let err = parse_query::<Page>("page=one&size=2").unwrap_err();
-        assert_eq!(locs(&err), ["query.page"]);
+        let err = parse_query::<Page>("page=one&size=-2").unwrap_err();
+        assert_eq!(locs(&err), ["query.page", "query.size"]);
         let page = parse_query::<Page>("page=1&size=2").unwrap();
         assert_eq!((page.page, page.size, page.q), (1, 2, None));
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Search {
+        tags: Vec<String>,
+        ids: Vec<u32>,
+        tags_json: Option<Vec<String>>,
+        sort: Vec<Sort>,
+        exact: bool,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Sort {
+        field: String,
+        desc: bool,
+    }
+
+    #[test]
+    fn query_arrays_repeat_or_use_brackets_and_nested_values_are_json() {
+        let search = parse_query::<Search>(
+            "tags=a&tags[]=b&ids=1&ids=2&tags_json=%5B%22x%22%5D&sort=%5B%7B%22field%22%3A%22t%22%2C%22desc%22%3Atrue%7D%5D&exact=true",
+        )
+        .unwrap();
+        assert_eq!(
+            search,
+            Search {
+                tags: vec!["a".into(), "b".into()],
+                ids: vec![1, 2],
+                tags_json: Some(vec!["x".into()]),
+                sort: vec![Sort {
+                    field: "t".into(),
+                    desc: true
+                }],
+                exact: true,
+            }
+        );
+        let err = parse_query::<Search>("tags=a&ids=x&sort=%5B%7B%7D%5D&exact=maybe").unwrap_err();
+        let mut found = locs(&err);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "query.exact",
+                "query.ids.0",
+                "query.sort.0.desc",
+                "query.sort.0.field"
+            ]
+        );
     }
 }

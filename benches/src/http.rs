@@ -54,7 +54,7 @@ pub(crate) fn serve(target: &str, port: u16) -> ExitCode {
             "raw" => axum::Router::new().route("/items", axum::routing::get(raw_handler)),
             "jararaca" => {
                 // As `jararaca::cli::run` would: the default log filter and format.
-                jararaca::cli::init_logging(None);
+                let _telemetry = jararaca::cli::init_logging(None);
                 jararaca::Microservice::new("bench")
                     .controller(
                         jararaca::http::Controller::new("Items", "/items")

@@ -7,7 +7,8 @@
 //! * commands that other crates add with [`Microservice::command`] (`worker`, `declare`, …).
 //!
 //! Logging goes through `tracing-subscriber`: `RUST_LOG` filters (default `info`),
-//! `--log-format json` (`LOG_FORMAT`) switches to JSON lines.
+//! `--log-format json` (`LOG_FORMAT`) switches to JSON lines. With the `otel` feature and
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set, request spans are exported over OTLP/HTTP too.
 //!
 //! ```no_run
 //! use jararaca::Microservice;
@@ -157,7 +158,10 @@ where
             };
         }
     };
-    init_logging(matches.get_one::<String>("log-format").map(String::as_str));
+    let telemetry = crate::telemetry::init(
+        matches.get_one::<String>("log-format").map(String::as_str),
+        service.name(),
+    );
     let result = match matches.subcommand() {
         Some(("server", m)) => server(service, m).await,
         Some(("openapi", m)) => print_openapi(&service, m),
@@ -167,6 +171,7 @@ where
         },
         None => Err("no command given".into()),
     };
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -203,15 +208,7 @@ fn print_openapi(service: &Microservice, matches: &ArgMatches) -> Result<(), Box
 }
 
 /// Installs the global `tracing` subscriber (`RUST_LOG`, default `info`), in `json` or text
-/// format. Does nothing if one is installed already.
-pub fn init_logging(format: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        Some("json") => builder.json().try_init(),
-        _ => builder.try_init(),
-    };
+/// format; see [`telemetry::init`](crate::telemetry::init).
+pub fn init_logging(format: Option<&str>) -> crate::telemetry::Telemetry {
+    crate::telemetry::init(format, "jararaca")
 }

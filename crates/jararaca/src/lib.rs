@@ -57,6 +57,7 @@ pub mod cli;
 pub mod http;
 mod microservice;
 pub mod server;
+pub mod telemetry;
 
 pub use jararaca_di as di;
 pub use jararaca_di::{

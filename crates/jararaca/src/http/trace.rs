@@ -189,6 +189,8 @@ where
                 field::display(format_args!("{parent:016x}")),
             );
         }
+        #[cfg(feature = "otel")]
+        let context = otel::continue_trace(&span, context);
         req.extensions_mut().insert(context);
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture {
@@ -245,6 +247,46 @@ where
             );
         }
         Poll::Ready(result)
+    }
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing::Span;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::TraceContext;
+
+    /// Parents the exported span on the caller's, and takes the exported span's ids, so the
+    /// echoed `traceparent` names the span the collector receives.
+    pub(super) fn continue_trace(span: &Span, mut context: TraceContext) -> TraceContext {
+        if span.is_disabled() {
+            return context;
+        }
+        if let Some(parent) = context.parent_span_id {
+            let flags = if context.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let remote = SpanContext::new(
+                TraceId::from(context.trace_id),
+                SpanId::from(parent),
+                flags,
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        let exported = span.context().span().span_context().clone();
+        if exported.is_valid() {
+            context.trace_id = u128::from_be_bytes(exported.trace_id().to_bytes());
+            context.span_id = u64::from_be_bytes(exported.span_id().to_bytes());
+        }
+        context
     }
 }
 

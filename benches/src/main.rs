@@ -9,16 +9,24 @@
 //!   from a generator on another, alternating, median of at least three runs. The Jararaca
 //!   server logs as `cli::run` sets it up, with `RUST_LOG=info` unless `BENCH_RUST_LOG`
 //!   says otherwise (`BENCH_RUST_LOG=info,jararaca::http=debug` adds the request spans).
+//! * `query` — a filtered, sorted page with its total from a million-row PostgreSQL table
+//!   (schema `jararaca_bench`, built on the first run and reused), through jararaca-query's
+//!   `QueryOperations` and through the same SQL written with sqlx, alternating, median of at
+//!   least three runs; the ratio is sqlx's time over ours. It also times keyset pages at
+//!   page 1 and page 10,000 and, for context, offset pages at the same depths. Connects to
+//!   `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 
 mod http;
 mod load;
 mod pin;
+mod query;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: jararaca-bench http [--runs N] [--seconds S] [--connections C]\n\
+         \x20      jararaca-bench query [--runs N] [--iterations I]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port>)"
     );
     ExitCode::from(2)
@@ -29,6 +37,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("http") => match http::Options::parse(&args[1..]) {
             Ok(options) => http::run(&options),
+            Err(e) => {
+                eprintln!("{e}");
+                usage()
+            }
+        },
+        Some("query") => match query::Options::parse(&args[1..]) {
+            Ok(options) => query::run(&options),
             Err(e) => {
                 eprintln!("{e}");
                 usage()

@@ -1,0 +1,64 @@
+//! The `jararaca` developer tool: scaffolding for services built on the Jararaca crates.
+//!
+//! `jararaca gen-entity TaskItem src/task_item.rs` writes a Rust module with everything a
+//! CRUD resource needs: an entity implementing jararaca-query's `Entity` with its PostgreSQL
+//! and SQLite migrations, the DTOs the API exchanges (serde, `schemars::JsonSchema`,
+//! `ts_rs::TS`), a list filter with its field whitelist, and a `#[controller]` with create,
+//! get, list, replace and delete. The name may be given in any case (`TaskItem`,
+//! `task_item`, `task-item`).
+//!
+//! The same is available as a library:
+//!
+//! ```
+//! use jararaca_cli::{EntityName, render_entity};
+//!
+//! let name = EntityName::parse("task-item")?;
+//! assert_eq!((name.pascal(), name.snake()), ("TaskItem".to_string(), "task_item".to_string()));
+//! let module = render_entity(&name);
+//! assert!(module.contains(r#"#[controller("/task-items")]"#));
+//! # Ok::<_, jararaca_cli::Error>(())
+//! ```
+
+pub mod cli;
+mod entity;
+mod names;
+
+pub use entity::{Output, next_steps, render_entity};
+pub use names::EntityName;
+
+use std::path::PathBuf;
+
+/// What can go wrong in a command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The entity name cannot be used.
+    #[error("invalid entity name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// The output file exists and overwriting was not asked for.
+    #[error("{} already exists: pass --force to overwrite it", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,79 @@
+//! RabbitMQ through lapin: connecting, the publisher, and the wire properties.
+
+mod publisher;
+
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
+
+pub use self::publisher::AmqpPublisher;
+use crate::headers::amqp::to_table;
+use crate::url::redact;
+use crate::{BrokerUrl, BusError, Outgoing, Route};
+
+/// Opens one connection (no retry; callers own the retry loop, lapin's auto-recovery stays
+/// off).
+pub(crate) async fn connect(url: &BrokerUrl, name: &str) -> Result<Connection, BusError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(&url.connection_url, properties)
+        .await
+        .map_err(|source| {
+            tracing::debug!(url = %redact(&url.connection_url), %source, "connecting to RabbitMQ failed");
+            BusError::Amqp {
+                operation: "connect",
+                source,
+            }
+        })
+}
+
+/// Connects, retrying with the URL's connection retry policy.
+pub(crate) async fn connect_with_retry(
+    url: &BrokerUrl,
+    name: &str,
+) -> Result<Connection, BusError> {
+    url.connection_retry.retry(|| connect(url, name)).await
+}
+
+/// The exchange and routing key an [`Outgoing`] is published with.
+pub(crate) fn destination<'a>(url: &'a BrokerUrl, message: &'a Outgoing) -> (&'a str, &'a str) {
+    match &message.route {
+        Route::Main(key) => (url.exchange.as_str(), key.as_str()),
+        Route::Queue(queue) => ("", queue.as_str()),
+        Route::DeadLetter => (
+            url.dead_letter.exchange.as_str(),
+            url.dead_letter.routing_key.as_str(),
+        ),
+    }
+}
+
+/// The AMQP properties of an [`Outgoing`]: the reference's `delivery_mode`, `priority` 0,
+/// message id, headers, plus content type/encoding when set.
+pub(crate) fn properties(message: &Outgoing) -> BasicProperties {
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(if message.persistent { 2 } else { 1 })
+        .with_priority(0);
+    if let Some(id) = &message.message_id {
+        properties = properties.with_message_id(ShortString::from(id.as_str()));
+    }
+    if let Some(ct) = &message.content_type {
+        properties = properties.with_content_type(ShortString::from(ct.as_str()));
+    }
+    if let Some(ce) = &message.content_encoding {
+        properties = properties.with_content_encoding(ShortString::from(ce.as_str()));
+    }
+    if !message.headers.is_empty() {
+        properties = properties.with_headers(to_table(&message.headers));
+    }
+    properties
+}
+
+/// The broker's soft error of a failed operation, if that is what it was.
+pub(crate) fn soft_error(error: &lapin::Error) -> Option<(AMQPSoftError, String)> {
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => match e.kind() {
+            AMQPErrorKind::Soft(soft) => Some((soft.clone(), e.get_message().to_string())),
+            AMQPErrorKind::Hard(_) => None,
+        },
+        _ => None,
+    }
+}

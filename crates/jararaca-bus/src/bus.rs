@@ -1,0 +1,309 @@
+//! [`Bus`] (a publisher and a delayed-message store), [`BusLayer`] and the unit-of-work
+//! staging handle [`UnitBus`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jararaca_di::{Envelope, UnitOfWork};
+use tokio::task::futures::TaskLocalFuture;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::delayed::{DelayedMessage, DelayedStore};
+use crate::{BusError, Message, Outgoing, Publisher};
+
+/// A publisher plus (optionally) a delayed-message store: what a service publishes with.
+///
+/// Outside a unit of work its methods send at once. Inside one, [`BusLayer`] makes it
+/// ambient and messages are staged with [`UnitBus`] or
+/// [`MessageExt::publish`](crate::MessageExt::publish), and sent after the unit commits.
+#[derive(Clone)]
+pub struct Bus {
+    publisher: Arc<dyn Publisher>,
+    store: Option<Arc<dyn DelayedStore>>,
+}
+
+impl fmt::Debug for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bus")
+            .field("publisher", &self.publisher)
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl Bus {
+    /// A bus that publishes with `publisher` and has no delayed-message store yet.
+    pub fn new(publisher: impl Publisher) -> Self {
+        Self::from_arc(Arc::new(publisher))
+    }
+
+    /// Like [`Bus::new`], for a publisher that is already shared.
+    pub fn from_arc(publisher: Arc<dyn Publisher>) -> Self {
+        Self {
+            publisher,
+            store: None,
+        }
+    }
+
+    /// Uses `store` for `delay()` and `schedule()`.
+    #[must_use]
+    pub fn with_store(mut self, store: impl DelayedStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`Bus::with_store`], for a store that is already shared.
+    #[must_use]
+    pub fn with_store_arc(mut self, store: Arc<dyn DelayedStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The publisher.
+    pub fn publisher(&self) -> &Arc<dyn Publisher> {
+        &self.publisher
+    }
+
+    /// The delayed-message store, if any.
+    pub fn store(&self) -> Option<&Arc<dyn DelayedStore>> {
+        self.store.as_ref()
+    }
+
+    fn require_store(&self) -> Result<&Arc<dyn DelayedStore>, BusError> {
+        self.store.as_ref().ok_or(BusError::NoDelayedStore)
+    }
+
+    /// Publishes `message` now.
+    pub async fn publish<M: Message>(&self, message: &M) -> Result<(), BusError> {
+        self.publisher.publish(Outgoing::message(message)?).await
+    }
+
+    /// Stores `message` for delivery after `delay`.
+    pub async fn delay<M: Message>(&self, message: &M, delay: Duration) -> Result<(), BusError> {
+        let store = self.require_store()?;
+        store
+            .enqueue(DelayedMessage::of(message, SystemTime::now() + delay)?)
+            .await
+    }
+
+    /// Stores `message` for delivery at `at`.
+    pub async fn schedule<M: Message>(&self, message: &M, at: SystemTime) -> Result<(), BusError> {
+        let store = self.require_store()?;
+        store.enqueue(DelayedMessage::of(message, at)?).await
+    }
+
+    /// Stores a delayed message built by hand (idempotency keys and policies).
+    pub async fn enqueue(&self, message: DelayedMessage) -> Result<(), BusError> {
+        self.require_store()?.enqueue(message).await
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Bus;
+}
+
+/// Makes a [`Bus`] available to every unit of work: ambient (for
+/// [`MessageExt`](crate::MessageExt) and [`UnitBus::current`]) and in the extensions (for
+/// [`UnitBus::from_extensions`]). Put it inside the
+/// [`UnitOfWorkLayer`](jararaca_di::UnitOfWorkLayer).
+#[derive(Debug, Clone)]
+pub struct BusLayer {
+    bus: Bus,
+}
+
+impl BusLayer {
+    /// Makes `bus` available to every unit of work.
+    pub fn new(bus: Bus) -> Self {
+        Self { bus }
+    }
+}
+
+impl<S> Layer<S> for BusLayer {
+    type Service = BusService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BusService {
+            inner,
+            bus: self.bus.clone(),
+        }
+    }
+}
+
+/// The service of [`BusLayer`].
+#[derive(Debug, Clone)]
+pub struct BusService<S> {
+    inner: S,
+    bus: Bus,
+}
+
+impl<S, R> Service<R> for BusService<S>
+where
+    S: Service<R>,
+    R: Envelope,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<Bus, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: R) -> Self::Future {
+        req.extensions_mut().insert(self.bus.clone());
+        let future = CURRENT.sync_scope(self.bus.clone(), || self.inner.call(req));
+        CURRENT.scope(self.bus.clone(), future)
+    }
+}
+
+/// Messages staged in one unit of work, sent by one after-commit action.
+#[derive(Default)]
+struct Outbox {
+    staged: Mutex<Option<Staged>>,
+}
+
+#[derive(Default)]
+struct Staged {
+    publishes: Vec<Outgoing>,
+    delays: Vec<DelayedMessage>,
+}
+
+/// The bus of one unit of work: what it publishes is staged and sent after the unit
+/// commits, or dropped if it fails.
+///
+/// Get it with [`UnitBus::current`] (ambient) or [`UnitBus::from_extensions`] (from a
+/// delivery's or request's extensions).
+#[derive(Clone)]
+pub struct UnitBus {
+    bus: Bus,
+    unit: UnitOfWork,
+}
+
+impl fmt::Debug for UnitBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnitBus")
+            .field("bus", &self.bus)
+            .field("unit", &self.unit)
+            .finish()
+    }
+}
+
+impl UnitBus {
+    /// Stages into `unit` with `bus`.
+    pub fn new(bus: Bus, unit: UnitOfWork) -> Self {
+        Self { bus, unit }
+    }
+
+    /// The bus of the current unit of work (set by [`BusLayer`]).
+    pub fn current() -> Result<Self, BusError> {
+        let bus = CURRENT
+            .try_with(Bus::clone)
+            .map_err(|_| BusError::OutsideUnit {
+                what: "bus (BusLayer)",
+            })?;
+        let unit = jararaca_di::use_unit_of_work().map_err(|_| BusError::OutsideUnit {
+            what: "unit of work (UnitOfWorkLayer)",
+        })?;
+        Ok(Self { bus, unit })
+    }
+
+    /// The bus of the unit whose extensions these are, for handlers that take their
+    /// dependencies explicitly.
+    pub fn from_extensions(extensions: &http::Extensions) -> Result<Self, BusError> {
+        let bus = extensions
+            .get::<Bus>()
+            .cloned()
+            .ok_or(BusError::OutsideUnit {
+                what: "bus (BusLayer)",
+            })?;
+        let unit = extensions
+            .get::<UnitOfWork>()
+            .cloned()
+            .ok_or(BusError::OutsideUnit {
+                what: "unit of work (UnitOfWorkLayer)",
+            })?;
+        Ok(Self { bus, unit })
+    }
+
+    /// The bus itself, to send at once (bypassing the unit of work).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Stages `message`; it is published after the unit commits.
+    pub fn publish<M: Message>(&self, message: &M) -> Result<(), BusError> {
+        let outgoing = Outgoing::message(message)?;
+        self.stage(|staged| staged.publishes.push(outgoing))
+    }
+
+    /// Stages a message built by hand.
+    pub fn publish_outgoing(&self, outgoing: Outgoing) -> Result<(), BusError> {
+        self.stage(|staged| staged.publishes.push(outgoing))
+    }
+
+    /// Stages `message` for delivery `delay` after now; it is stored after the unit commits.
+    pub fn delay<M: Message>(&self, message: &M, delay: Duration) -> Result<(), BusError> {
+        self.schedule(message, SystemTime::now() + delay)
+    }
+
+    /// Stages `message` for delivery at `at`; it is stored after the unit commits.
+    pub fn schedule<M: Message>(&self, message: &M, at: SystemTime) -> Result<(), BusError> {
+        self.bus.require_store()?;
+        let delayed = DelayedMessage::of(message, at)?;
+        self.stage(|staged| staged.delays.push(delayed))
+    }
+
+    fn stage(&self, add: impl FnOnce(&mut Staged)) -> Result<(), BusError> {
+        if self.unit.is_decided() {
+            return Err(BusError::Unit(jararaca_di::UnitError::Decided {
+                kind: self.unit.kind().as_str(),
+            }));
+        }
+        let outbox = self.unit.local(Outbox::default);
+        let mut slot = outbox.staged.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(staged) => add(staged),
+            None => {
+                let mut staged = Staged::default();
+                add(&mut staged);
+                *slot = Some(staged);
+                drop(slot);
+                // One action sends everything the unit staged, in order.
+                let bus = self.bus.clone();
+                let outbox = Arc::clone(&outbox);
+                self.unit
+                    .after_commit("publish staged messages", move || flush(bus, outbox))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxError> {
+    let staged = outbox
+        .staged
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default();
+    if !staged.publishes.is_empty() {
+        bus.publisher.publish_all(staged.publishes).await?;
+    }
+    if !staged.delays.is_empty() {
+        let store = bus.require_store()?;
+        for delayed in staged.delays {
+            store.enqueue(delayed).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch of `at` (0 before the epoch).
+pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

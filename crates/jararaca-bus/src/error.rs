@@ -1,0 +1,134 @@
+//! The error type of the bus.
+
+/// What went wrong on the bus.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The broker URL cannot be used.
+    #[error("invalid broker URL: {reason}")]
+    InvalidUrl {
+        /// What is wrong with it and how to fix it.
+        reason: String,
+    },
+
+    /// A message could not be encoded as JSON.
+    #[error("cannot encode a message for topic `{topic}` as JSON: {source}")]
+    Encode {
+        /// The message's topic.
+        topic: String,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
+
+    /// A stored delayed message could not be read.
+    #[error("cannot read delayed message `{id}`: {reason}")]
+    CorruptDelayedMessage {
+        /// Its id.
+        id: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// No queue was bound for a message that must be delivered (tasks are `mandatory`).
+    #[error(
+        "no queue is bound to exchange `{exchange}` for routing key `{routing_key}`: run \
+         `declare` for the services that handle it"
+    )]
+    Unroutable {
+        /// The exchange it was published to (`""` for the default exchange).
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+    },
+
+    /// The broker refused a published message (a negative publisher confirm).
+    #[error("the broker refused a message for `{routing_key}` (negative confirm); retry later")]
+    Refused {
+        /// Its routing key.
+        routing_key: String,
+    },
+
+    /// `delay()`/`schedule()` or a handler retry needs a delayed-message store.
+    #[error(
+        "no delayed-message store is configured: give the bus one with `Bus::with_store` \
+         (a `RedisStore` for BACKEND_URL, or `InMemoryStore` in one process)"
+    )]
+    NoDelayedStore,
+
+    /// An ambient bus function was called outside a unit of work.
+    #[error(
+        "no {what} in this task: publish from a handler wrapped by UnitOfWorkLayer and BusLayer, \
+         or use `Bus::publish` directly outside a unit of work"
+    )]
+    OutsideUnit {
+        /// What is missing.
+        what: &'static str,
+    },
+
+    /// The unit of work is already decided.
+    #[error(transparent)]
+    Unit(#[from] jararaca_di::UnitError),
+
+    /// A topology object exists with other settings than the ones to declare.
+    #[error(
+        "`{name}` already exists with different arguments ({detail}): delete it, or declare \
+         with `force` to recreate it (its messages are lost)"
+    )]
+    TopologyConflict {
+        /// The exchange or queue.
+        name: String,
+        /// The broker's reply.
+        detail: String,
+    },
+
+    /// An exchange or queue the worker needs does not exist.
+    #[error("`{name}` does not exist on the broker: run `declare` first ({detail})")]
+    MissingTopology {
+        /// The exchange or queue.
+        name: String,
+        /// The broker's reply.
+        detail: String,
+    },
+
+    /// The worker was set up wrongly.
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+
+    /// An in-memory broker queue or exchange does not exist.
+    #[error("queue `{0}` does not exist in the in-memory broker: register a handler for it")]
+    NoSuchQueue(String),
+
+    /// Talking to RabbitMQ failed.
+    #[cfg(feature = "amqp")]
+    #[error("RabbitMQ {operation} failed: {source}; check BROKER_URL and that the broker is up")]
+    Amqp {
+        /// What was being done.
+        operation: &'static str,
+        /// lapin's error.
+        #[source]
+        source: lapin::Error,
+    },
+
+    /// Talking to Redis failed.
+    #[cfg(feature = "redis")]
+    #[error("Redis {operation} failed: {source}; check BACKEND_URL and that Redis is up")]
+    Redis {
+        /// What was being done.
+        operation: &'static str,
+        /// redis' error.
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+impl BusError {
+    #[cfg(feature = "amqp")]
+    pub(crate) fn amqp(operation: &'static str) -> impl FnOnce(lapin::Error) -> Self {
+        move |source| Self::Amqp { operation, source }
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
+        move |source| Self::Redis { operation, source }
+    }
+}

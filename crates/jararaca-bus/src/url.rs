@@ -1,0 +1,392 @@
+//! The broker URL, read exactly as the reference reads it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use jararaca_retry::RetryPolicy;
+
+use crate::BusError;
+
+/// The fixed names of the dead-letter exchange, queue and routing key.
+///
+/// The reference uses `dlx`/`dlq`/`dlx` for every service on a vhost; keep the default to
+/// share a broker with Python services. Other names keep unrelated deployments (or tests)
+/// apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterNames {
+    /// The direct dead-letter exchange (`dlx`).
+    pub exchange: String,
+    /// The dead-letter queue (`dlq`).
+    pub queue: String,
+    /// The routing key handler queues dead-letter with (`dlx`).
+    pub routing_key: String,
+}
+
+impl Default for DeadLetterNames {
+    fn default() -> Self {
+        Self {
+            exchange: "dlx".to_string(),
+            queue: "dlq".to_string(),
+            routing_key: "dlx".to_string(),
+        }
+    }
+}
+
+impl DeadLetterNames {
+    /// Names derived from `prefix`: `<prefix>.dlx`, `<prefix>.dlq`, key `<prefix>.dlx`.
+    pub fn prefixed(prefix: &str) -> Self {
+        Self {
+            exchange: format!("{prefix}.dlx"),
+            queue: format!("{prefix}.dlq"),
+            routing_key: format!("{prefix}.dlx"),
+        }
+    }
+}
+
+/// A parsed broker URL: `amqp[s]://user:pass@host:port/vhost?exchange=X&prefetch_count=N…`.
+///
+/// The query parameters and environment fallbacks are the reference's (query parameters
+/// win): `exchange` (required), `prefetch_count` (`AMQP_PREFETCH_COUNT`; needed by the
+/// worker, `0` = unlimited), `shared_default_channel` (`AMQP_SHARED_DEFAULT_CHANNEL`),
+/// `prefetch_count_by_channel_id` (`AMQP_PREFETCH_COUNT_BY_CHANNEL`, `"ch1:5,ch2:20"`),
+/// `AMQP_QOS_GLOBAL` (default true), `connection_retry_max/_delay/_max_delay/_backoff`
+/// (5 / 1 s / 60 s / 2), `consumer_retry_max/_delay/_max_delay/_backoff` (5 / 5 s / 60 s / 3;
+/// also the handlers' default retry budget), `connection_heartbeat_interval` (30 s) and
+/// `connection_health_check_interval` (10 s). Unknown parameters are ignored.
+///
+/// ```
+/// use jararaca_bus::BrokerUrl;
+///
+/// let url = BrokerUrl::parse("amqp://guest:guest@localhost:5672/?exchange=orders&prefetch_count=16")?;
+/// assert_eq!(url.exchange, "orders");
+/// assert_eq!(url.prefetch_count, Some(16));
+/// assert_eq!(url.consumer_retry.max_retries, 5);
+/// # Ok::<(), jararaca_bus::BusError>(())
+/// ```
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BrokerUrl {
+    /// The URL without its query, as the AMQP client connects to it.
+    pub connection_url: String,
+    /// The main topic exchange.
+    pub exchange: String,
+    /// The default `basic.qos` prefetch per channel (`Some(0)` = unlimited).
+    pub prefetch_count: Option<u16>,
+    /// Whether handlers without a channel id share one channel (`DEFAULT`).
+    pub shared_default_channel: bool,
+    /// Per-channel-id prefetch overrides.
+    pub prefetch_count_by_channel_id: BTreeMap<String, u16>,
+    /// `basic.qos(global=…)`.
+    pub qos_global: bool,
+    /// How connecting is retried.
+    pub connection_retry: RetryPolicy,
+    /// How consumer setup is retried, and the handlers' default retry budget.
+    pub consumer_retry: RetryPolicy,
+    /// The AMQP heartbeat.
+    pub heartbeat: Duration,
+    /// How often the worker checks that its connection is healthy.
+    pub health_check_interval: Duration,
+    /// The dead-letter names (not part of the URL: set with [`BrokerUrl::dead_letter`]).
+    pub dead_letter: DeadLetterNames,
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerUrl")
+            .field("connection_url", &redact(&self.connection_url))
+            .field("exchange", &self.exchange)
+            .field("prefetch_count", &self.prefetch_count)
+            .field("shared_default_channel", &self.shared_default_channel)
+            .field(
+                "prefetch_count_by_channel_id",
+                &self.prefetch_count_by_channel_id,
+            )
+            .field("qos_global", &self.qos_global)
+            .field("dead_letter", &self.dead_letter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with its password replaced by `***`, for logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+impl BrokerUrl {
+    /// Parses `url`, reading the `AMQP_*` environment variables for parameters the query
+    /// does not set.
+    pub fn parse(url: &str) -> Result<Self, BusError> {
+        Self::parse_with_env(url, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `url` with `env` as the environment (for tests and embedding).
+    pub fn parse_with_env(
+        url: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, BusError> {
+        let invalid = |reason: String| BusError::InvalidUrl { reason };
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let Some((scheme, _)) = base.split_once("://") else {
+            return Err(invalid(format!(
+                "`{}` has no scheme: use amqp://user:pass@host:port/vhost?exchange=<name>",
+                redact(url)
+            )));
+        };
+        if scheme != "amqp" && scheme != "amqps" {
+            return Err(invalid(format!(
+                "the scheme must be amqp or amqps, not `{scheme}`"
+            )));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| invalid(format!("the query string cannot be read: {e}")))?;
+        // `parse_qs` semantics: the first value of a repeated parameter wins.
+        let param = |name: &str| -> Option<String> {
+            pairs
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let exchange = param("exchange").ok_or_else(|| {
+            invalid(format!(
+                "`{}` names no exchange: add `?exchange=<name>` (there is no EXCHANGE variable)",
+                redact(url)
+            ))
+        })?;
+        let prefetch_count = match param("prefetch_count").or_else(|| env("AMQP_PREFETCH_COUNT")) {
+            Some(v) => Some(parse_u16(&v).ok_or_else(|| {
+                invalid(format!(
+                    "prefetch_count must be a number from 0 to 65535, not `{v}`"
+                ))
+            })?),
+            None => None,
+        };
+        let shared_default_channel = param("shared_default_channel")
+            .or_else(|| env("AMQP_SHARED_DEFAULT_CHANNEL"))
+            .is_some_and(|v| truthy(&v));
+        let prefetch_count_by_channel_id = match param("prefetch_count_by_channel_id")
+            .or_else(|| env("AMQP_PREFETCH_COUNT_BY_CHANNEL"))
+        {
+            Some(v) => parse_channel_prefetch(&v).ok_or_else(|| {
+                invalid(format!(
+                    "prefetch_count_by_channel_id must look like `ch1:5,ch2:20`, not `{v}`"
+                ))
+            })?,
+            None => BTreeMap::new(),
+        };
+        let qos_global = env("AMQP_QOS_GLOBAL").is_none_or(|v| truthy(&v));
+        let retry = |prefix: &str, defaults: RetryPolicy| -> Result<RetryPolicy, BusError> {
+            let number = |suffix: &str| -> Result<Option<f64>, BusError> {
+                let name = format!("{prefix}_{suffix}");
+                match param(&name) {
+                    Some(v) => v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|n| n.is_finite() && *n >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            invalid(format!("{name} must be a non-negative number, not `{v}`"))
+                        }),
+                    None => Ok(None),
+                }
+            };
+            let mut policy = defaults;
+            if let Some(n) = number("max")? {
+                policy = policy.max_retries(n as u32);
+            }
+            if let Some(n) = number("delay")? {
+                policy = policy.initial_delay(Duration::from_secs_f64(n));
+            }
+            if let Some(n) = number("max_delay")? {
+                policy = policy.max_delay(Duration::from_secs_f64(n));
+            }
+            if let Some(n) = number("backoff")? {
+                policy = policy.backoff_factor(n);
+            }
+            Ok(policy)
+        };
+        let connection_retry = retry("connection_retry", RetryPolicy::default())?;
+        let consumer_retry = retry(
+            "consumer_retry",
+            RetryPolicy::default()
+                .initial_delay(Duration::from_secs(5))
+                .backoff_factor(3.0),
+        )?;
+        let seconds = |name: &str, default: u64| -> Result<Duration, BusError> {
+            match param(name) {
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        invalid(format!("{name} must be a number of seconds, not `{v}`"))
+                    }),
+                None => Ok(Duration::from_secs(default)),
+            }
+        };
+        let heartbeat = seconds("connection_heartbeat_interval", 30)?;
+        let health_check_interval = seconds("connection_health_check_interval", 10)?;
+        Ok(Self {
+            connection_url: connection_url(base, heartbeat),
+            exchange,
+            prefetch_count,
+            shared_default_channel,
+            prefetch_count_by_channel_id,
+            qos_global,
+            connection_retry,
+            consumer_retry,
+            heartbeat,
+            health_check_interval,
+            dead_letter: DeadLetterNames::default(),
+        })
+    }
+
+    /// Uses other dead-letter names than the reference's `dlx`/`dlq`.
+    #[must_use]
+    pub fn dead_letter(mut self, names: DeadLetterNames) -> Self {
+        self.dead_letter = names;
+        self
+    }
+
+    /// Uses another main exchange.
+    #[must_use]
+    pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
+        self.exchange = exchange.into();
+        self
+    }
+}
+
+/// The URL the AMQP client connects to: an empty vhost path means `/`, as for aio-pika, and
+/// the heartbeat travels as the client's own query parameter.
+fn connection_url(base: &str, heartbeat: Duration) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("amqp", base));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let vhost = match path {
+        "" | "/" => "/%2f",
+        other => other,
+    };
+    format!(
+        "{scheme}://{authority}{vhost}?heartbeat={}",
+        heartbeat.as_secs()
+    )
+}
+
+fn parse_u16(value: &str) -> Option<u16> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on" | "y" | "t"
+    )
+}
+
+fn parse_channel_prefetch(value: &str) -> Option<BTreeMap<String, u16>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (channel, count) = part.split_once(':')?;
+            Some((channel.trim().to_string(), parse_u16(count)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn reads_the_reference_parameters() {
+        let url = BrokerUrl::parse_with_env(
+            "amqp://u:p@h:5673/v?exchange=ex&prefetch_count=7&shared_default_channel=true&prefetch_count_by_channel_id=a:1,b:20&consumer_retry_max=2&consumer_retry_delay=0.5&connection_heartbeat_interval=15&unknown=x",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(url.connection_url, "amqp://u:p@h:5673/v?heartbeat=15");
+        assert_eq!(url.exchange, "ex");
+        assert_eq!(url.prefetch_count, Some(7));
+        assert!(url.shared_default_channel);
+        assert_eq!(
+            url.prefetch_count_by_channel_id,
+            BTreeMap::from([("a".into(), 1), ("b".into(), 20)])
+        );
+        assert_eq!(url.consumer_retry.max_retries, 2);
+        assert_eq!(url.consumer_retry.initial_delay, Duration::from_millis(500));
+        assert_eq!(url.consumer_retry.backoff_factor, 3.0);
+        assert!(url.qos_global);
+        assert_eq!(url.dead_letter.queue, "dlq");
+    }
+
+    #[test]
+    fn environment_fills_in_and_the_query_wins() {
+        let env = |name: &str| match name {
+            "AMQP_PREFETCH_COUNT" => Some("9".to_string()),
+            "AMQP_QOS_GLOBAL" => Some("false".to_string()),
+            "AMQP_SHARED_DEFAULT_CHANNEL" => Some("1".to_string()),
+            _ => None,
+        };
+        let url = BrokerUrl::parse_with_env("amqp://localhost/?exchange=e", env).unwrap();
+        assert_eq!(url.prefetch_count, Some(9));
+        assert!(!url.qos_global && url.shared_default_channel);
+        assert_eq!(url.connection_url, "amqp://localhost/%2f?heartbeat=30");
+        let url =
+            BrokerUrl::parse_with_env("amqp://localhost?exchange=e&prefetch_count=0", env).unwrap();
+        assert_eq!(url.prefetch_count, Some(0));
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let err = BrokerUrl::parse_with_env("amqp://u:secret@h/", no_env).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("?exchange=") && !text.contains("secret"),
+            "{text}"
+        );
+        assert!(
+            BrokerUrl::parse_with_env("amqp://h/?exchange=e&prefetch_count=-1", no_env).is_err()
+        );
+        assert!(BrokerUrl::parse_with_env("http://h/?exchange=e", no_env).is_err());
+        assert!(
+            BrokerUrl::parse_with_env(
+                "amqp://h/?exchange=e&prefetch_count_by_channel_id=a",
+                no_env
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("amqp://guest:pw@h:1/v?x=1"),
+            "amqp://guest:***@h:1/v?x=1"
+        );
+        assert_eq!(redact("amqp://h/v"), "amqp://h/v");
+    }
+}

@@ -1,0 +1,239 @@
+//! The worker on RabbitMQ: one session per connection, reopened with backoff when lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+};
+use lapin::protocol::AMQPSoftError;
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection, ExchangeKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::Plan;
+use super::consumer::{Ended, Source, StopMode, consume};
+use crate::amqp::{connect, soft_error};
+use crate::{BrokerUrl, BusError};
+
+/// Runs sessions until `stop`; the first session's failure to start is returned.
+pub(super) async fn run(
+    url: &BrokerUrl,
+    plan: &Plan,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), BusError> {
+    let mut failures: u32 = 0;
+    let mut started_once = false;
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let session = tokio::select! {
+            session = start(url, plan) => session,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        match session {
+            Ok(session) => {
+                started_once = true;
+                failures = 0;
+                tracing::info!(queues = plan.runtimes.len(), "worker consuming");
+                match session.run(grace, stop.clone()).await {
+                    Ended::Stopped => return Ok(()),
+                    Ended::Lost(reason) => {
+                        tracing::warn!(%reason, "lost the broker connection; reconnecting");
+                    }
+                }
+            }
+            // Nothing to resume yet: a wrong URL or missing topology is the caller's to fix.
+            Err(error)
+                if !started_once
+                    && !matches!(
+                        error,
+                        BusError::Amqp {
+                            operation: "connect",
+                            ..
+                        }
+                    ) =>
+            {
+                return Err(error);
+            }
+            Err(error) if !started_once && failures >= url.connection_retry.max_retries => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt = failures + 1, "starting a worker session failed");
+            }
+        }
+        let delay = url.connection_retry.delay_for(failures.min(16));
+        failures = failures.saturating_add(1);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// How long closing a connection or cancelling a consumer may take before it is abandoned.
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Session {
+    connection: Connection,
+    consumers: JoinSet<Ended>,
+    mode: watch::Sender<StopMode>,
+}
+
+async fn start(url: &BrokerUrl, plan: &Plan) -> Result<Session, BusError> {
+    let connection = connect(url, &format!("jararaca worker {}", url.exchange)).await?;
+    let check = open(&connection).await?;
+    passive_exchange(&check, &url.exchange, ExchangeKind::Topic).await?;
+    let check = open(&connection).await?;
+    passive_exchange(&check, &url.dead_letter.exchange, ExchangeKind::Direct).await?;
+    let check = open(&connection).await?;
+    passive_queue(&check, &url.dead_letter.queue).await?;
+
+    let mut channels: BTreeMap<&str, Channel> = BTreeMap::new();
+    let (mode, mode_rx) = watch::channel(StopMode::Running);
+    let mut consumers = JoinSet::new();
+    for ((runtime, semaphore), (key, prefetch)) in plan
+        .runtimes
+        .iter()
+        .zip(&plan.semaphores)
+        .zip(&plan.channels)
+    {
+        let channel = match channels.get(key.as_str()) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = open(&connection).await?;
+                channel
+                    .basic_qos(
+                        *prefetch,
+                        BasicQosOptions {
+                            global: url.qos_global,
+                        },
+                    )
+                    .await
+                    .map_err(BusError::amqp("setting the prefetch"))?;
+                channels.insert(key, channel.clone());
+                channel
+            }
+        };
+        passive_queue(&channel, &runtime.queue).await?;
+        let consumer = channel
+            .basic_consume(
+                ShortString::from(&*runtime.queue),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(BusError::amqp("starting a consumer"))?;
+        consumers.spawn(consume(
+            Source::Amqp(Box::new((consumer, channel))),
+            Arc::clone(runtime),
+            Arc::clone(semaphore),
+            mode_rx.clone(),
+        ));
+    }
+    Ok(Session {
+        connection,
+        consumers,
+        mode,
+    })
+}
+
+impl Session {
+    async fn run(mut self, grace: Duration, mut stop: watch::Receiver<bool>) -> Ended {
+        let mut events = self.connection.events_listener();
+        let ended = tokio::select! {
+            _ = stop.wait_for(|s| *s) => Ended::Stopped,
+            Some(Ok(ended)) = self.consumers.join_next() => match ended {
+                Ended::Stopped => Ended::Lost("a consumer stopped".into()),
+                lost => lost,
+            },
+            reason = connection_error(&mut events) => Ended::Lost(reason),
+        };
+        let mode = match ended {
+            Ended::Stopped => StopMode::Drain(tokio::time::Instant::now() + grace),
+            Ended::Lost(_) => StopMode::Abort,
+        };
+        let _ = self.mode.send(mode);
+        while self.consumers.join_next().await.is_some() {}
+        // Closing returns every unacknowledged message to its queue; a connection that no
+        // longer answers is simply dropped, which the broker treats the same way.
+        let _ = tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            self.connection.close(200, "worker stopping".into()),
+        )
+        .await;
+        ended
+    }
+}
+
+async fn connection_error(
+    events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
+) -> String {
+    while let Some(event) = events.next().await {
+        if let lapin::Event::Error(error) = event {
+            return error.to_string();
+        }
+    }
+    "the connection closed".to_string()
+}
+
+async fn open(connection: &Connection) -> Result<Channel, BusError> {
+    connection
+        .create_channel()
+        .await
+        .map_err(BusError::amqp("opening a channel"))
+}
+
+fn missing(name: &str, error: lapin::Error) -> BusError {
+    match soft_error(&error) {
+        Some((AMQPSoftError::NOTFOUND, detail)) => BusError::MissingTopology {
+            name: name.to_string(),
+            detail,
+        },
+        _ => BusError::Amqp {
+            operation: "checking the topology",
+            source: error,
+        },
+    }
+}
+
+async fn passive_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<(), BusError> {
+    channel
+        .exchange_declare(
+            ShortString::from(name),
+            kind,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| missing(name, e))
+}
+
+async fn passive_queue(channel: &Channel, name: &str) -> Result<(), BusError> {
+    channel
+        .queue_declare(
+            ShortString::from(name),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| missing(name, e))
+}

@@ -6,8 +6,10 @@
 //! * `#[derive(Injectable)]` implements `jararaca_di::Injectable` (constructor injection).
 //! * `#[controller("/prefix")]` on an `impl` block turns its `#[get]`/`#[post]`/`#[put]`/
 //!   `#[patch]`/`#[delete]` methods into a `jararaca::http::Controller`.
+//! * `#[derive(Message)]` gives a type its bus topic and kind (`jararaca_bus::Message`).
 
 mod controller;
+mod message;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -93,6 +95,32 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn controller(args: TokenStream, item: TokenStream) -> TokenStream {
     match controller::expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Implements `jararaca_bus::Message`: `#[message(topic = "task.created", kind = "event")]`
+/// (the kind is `"task"` by default, as in the reference).
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(topic = "task.created", kind = "event")]
+/// struct TaskCreated { id: Uuid }
+/// ```
+///
+/// is the same as implementing the trait by hand:
+///
+/// ```ignore
+/// impl jararaca_bus::Message for TaskCreated {
+///     const TOPIC: &'static str = "task.created";
+///     const KIND: jararaca_bus::MessageKind = jararaca_bus::MessageKind::Event;
+/// }
+/// ```
+#[proc_macro_derive(Message, attributes(message))]
+pub fn derive_message(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match message::expand(&input) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

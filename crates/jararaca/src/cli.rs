@@ -106,6 +106,12 @@ pub fn command(service_name: &str, extra: &[Command]) -> clap::Command {
         )
         .subcommand(server)
         .subcommand(openapi);
+    #[cfg(feature = "bus")]
+    {
+        cli = cli
+            .subcommand(bus_cli::worker_command())
+            .subcommand(bus_cli::declare_command());
+    }
     for extra in extra {
         cli = cli.subcommand(extra.command.clone());
     }
@@ -165,6 +171,10 @@ where
     let result = match matches.subcommand() {
         Some(("server", m)) => server(service, m).await,
         Some(("openapi", m)) => print_openapi(&service, m),
+        #[cfg(feature = "bus")]
+        Some(("worker", m)) => bus_cli::worker(service, m).await,
+        #[cfg(feature = "bus")]
+        Some(("declare", m)) => bus_cli::declare(&service, m).await,
         Some((name, m)) => match commands.into_iter().find(|c| c.command.get_name() == name) {
             Some(command) => (command.run)(service, m.clone()).await,
             None => Err(format!("unknown command `{name}`").into()),
@@ -192,8 +202,174 @@ async fn server(service: Microservice, matches: &ArgMatches) -> Result<(), BoxEr
         .copied()
         .ok_or("--port is required")?;
     let app = service.build().await?;
-    crate::server::serve(app, SocketAddr::new(host, port), grace(matches)).await?;
+    let addr = SocketAddr::new(host, port);
+    #[cfg(feature = "bus")]
+    if app.bus_in_memory() && !app.worker().topology().queues.is_empty() {
+        // No broker: the handlers run here, beside the routes, on the in-process broker.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| crate::server::ServeError::Bind { addr, source })?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::server::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let worker = app.worker().grace_period(grace(matches));
+        let (served, worked) = tokio::join!(
+            crate::server::serve_with(app, listener, stopped(stop_rx.clone()), grace(matches)),
+            worker.run(stopped(stop_rx)),
+        );
+        served?;
+        worked?;
+        return Ok(());
+    }
+    crate::server::serve(app, addr, grace(matches)).await?;
     Ok(())
+}
+
+/// The `worker` and `declare` commands.
+#[cfg(feature = "bus")]
+mod bus_cli {
+    use std::io::{BufRead, IsTerminal, Write};
+
+    use clap::{Arg, ArgAction, ArgMatches};
+
+    use crate::bus::{BrokerUrl, BusError, BusSettings, declare as declare_topology};
+    use crate::{BoxError, Microservice};
+
+    fn broker_url_arg() -> Arg {
+        Arg::new("broker-url")
+            .long("broker-url")
+            .env("BROKER_URL")
+            .required(true)
+            .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N")
+    }
+
+    fn csv(matches: &ArgMatches, name: &str) -> Option<Vec<String>> {
+        matches.get_one::<String>(name).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+    }
+
+    pub(super) fn worker_command() -> clap::Command {
+        clap::Command::new("worker")
+            .about("Consume messages with the service's handlers")
+            .arg(broker_url_arg())
+            .arg(
+                Arg::new("backend-url")
+                    .long("backend-url")
+                    .env("BACKEND_URL")
+                    .required(true)
+                    .help("Redis, for delayed messages and retries: redis://host:port"),
+            )
+            .arg(
+                Arg::new("handlers")
+                    .long("handlers")
+                    .env("HANDLERS")
+                    .help("Only these handlers (comma-separated names)"),
+            )
+            .arg(
+                Arg::new("groups")
+                    .long("groups")
+                    .env("GROUPS")
+                    .help("Only the handlers of these groups (comma-separated)"),
+            )
+            .arg(super::grace_arg())
+    }
+
+    pub(super) fn declare_command() -> clap::Command {
+        clap::Command::new("declare")
+            .about("Declare the exchange, dlx/dlq and every handler queue")
+            .arg(broker_url_arg())
+            .arg(
+                Arg::new("interactive-mode")
+                    .long("interactive-mode")
+                    .short('i')
+                    .env("INTERACTIVE_MODE")
+                    .action(ArgAction::SetTrue)
+                    .help("On a conflict with an existing queue, ask before recreating it"),
+            )
+            .arg(
+                Arg::new("force")
+                    .long("force")
+                    .short('f')
+                    .env("FORCE")
+                    .action(ArgAction::SetTrue)
+                    .help("Recreate queues whose arguments conflict (their messages are lost)"),
+            )
+    }
+
+    pub(super) async fn worker(
+        service: Microservice,
+        matches: &ArgMatches,
+    ) -> Result<(), BoxError> {
+        let settings = BusSettings {
+            broker_url: matches.get_one::<String>("broker-url").cloned(),
+            backend_url: matches.get_one::<String>("backend-url").cloned(),
+        };
+        let app = service.bus_settings(settings).build().await?;
+        let mut worker = app.worker().grace_period(super::grace(matches));
+        if let Some(names) = csv(matches, "handlers") {
+            worker = worker.only_handlers(names);
+        }
+        if let Some(groups) = csv(matches, "groups") {
+            worker = worker.only_groups(groups);
+        }
+        app.container().startup().await?;
+        let result = worker.run(crate::server::shutdown_signal()).await;
+        if let Err(error) = app.container().shutdown().await {
+            tracing::error!(%error, "shutdown hooks failed");
+        }
+        Ok(result?)
+    }
+
+    pub(super) async fn declare(
+        service: &Microservice,
+        matches: &ArgMatches,
+    ) -> Result<(), BoxError> {
+        let url = BrokerUrl::parse(
+            matches
+                .get_one::<String>("broker-url")
+                .ok_or("--broker-url is required")?,
+        )?;
+        let topology = service.bus_topology();
+        let force = matches.get_flag("force");
+        let report = match declare_topology(&url, &topology, force).await {
+            Err(BusError::TopologyConflict { .. })
+                if matches.get_flag("interactive-mode") && confirm()? =>
+            {
+                declare_topology(&url, &topology, true).await?
+            }
+            other => other?,
+        };
+        for queue in &report.declared {
+            println!("declared {queue}");
+        }
+        for queue in &report.recreated {
+            println!("recreated {queue} (its messages were dropped)");
+        }
+        Ok(())
+    }
+
+    fn confirm() -> Result<bool, BoxError> {
+        if !std::io::stdin().is_terminal() {
+            return Err("a queue conflicts and there is no terminal to ask: rerun with --force to recreate it".into());
+        }
+        print!(
+            "A queue exists with other arguments. Delete and recreate it, losing its messages? [y/N] "
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    }
 }
 
 fn print_openapi(service: &Microservice, matches: &ArgMatches) -> Result<(), BoxError> {

@@ -53,6 +53,8 @@
 //! Schema 2020-12, which is what OpenAPI 3.1 uses) and TypeScript from `ts-rs`. The docs page
 //! is Swagger UI, compiled into the binary.
 
+#[cfg(feature = "bus")]
+pub mod bus;
 pub mod cli;
 pub mod http;
 mod microservice;
@@ -64,6 +66,8 @@ pub use jararaca_di::{
     BoxError, Container, ContainerBuilder, Envelope, Inject, Injectable, Provider, Scope, Token,
     UnitKind, UnitOfWork, inject, use_container, use_unit_of_work,
 };
+#[cfg(feature = "bus")]
+pub use jararaca_macros::Message;
 pub use jararaca_macros::{Injectable, controller};
 pub use microservice::{App, AppBuildError, Microservice};
 

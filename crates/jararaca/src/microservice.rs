@@ -60,6 +60,12 @@ pub struct Microservice {
     info: ApiInfo,
     trace: TraceLayer,
     commands: Vec<Command>,
+    #[cfg(feature = "bus")]
+    message_controllers: Vec<crate::bus::MessageController>,
+    #[cfg(feature = "bus")]
+    handler_interceptors: Vec<crate::bus::HandlerInterceptor>,
+    #[cfg(feature = "bus")]
+    bus_settings: Option<crate::bus::BusSettings>,
 }
 
 impl fmt::Debug for Microservice {
@@ -93,6 +99,12 @@ impl Microservice {
             health: HealthChecks::default(),
             trace: TraceLayer::new(),
             commands: Vec::new(),
+            #[cfg(feature = "bus")]
+            message_controllers: Vec::new(),
+            #[cfg(feature = "bus")]
+            handler_interceptors: Vec::new(),
+            #[cfg(feature = "bus")]
+            bus_settings: None,
         }
     }
 
@@ -172,6 +184,71 @@ impl Microservice {
             Ok(router.layer(make(container)?))
         }));
         self
+    }
+
+    /// Adds a message controller: its handlers run in the worker (feature `bus`).
+    #[cfg(feature = "bus")]
+    pub fn message_controller(mut self, controller: crate::bus::MessageController) -> Self {
+        self.message_controllers.push(controller);
+        self
+    }
+
+    /// Wraps every message handler in `layer`, inside the unit of work and DI scope, as
+    /// [`interceptor`](Self::interceptor) does for routes (feature `bus`).
+    #[cfg(feature = "bus")]
+    pub fn handler_interceptor<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<crate::bus::HandlerService> + Send + Sync + 'static,
+        L::Service: Service<crate::bus::Delivery, Response = (), Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<crate::bus::Delivery>>::Future: Send + 'static,
+    {
+        self.handler_interceptors
+            .push(std::sync::Arc::new(move |inner| {
+                crate::bus::HandlerService::new(layer.layer(inner))
+            }));
+        self
+    }
+
+    /// Wraps every unit of work — HTTP routes and message handlers — in one layer written
+    /// once for any [`Envelope`](jararaca_di::Envelope) (feature `bus`).
+    #[cfg(feature = "bus")]
+    pub fn unit_interceptor<L>(self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Layer<crate::bus::HandlerService> + Clone + Send + Sync + 'static,
+        <L as Layer<axum::routing::Route>>::Service:
+            Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Response:
+            IntoResponse + 'static,
+        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Error:
+            Into<Infallible> + 'static,
+        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Future:
+            Send + 'static,
+        <L as Layer<crate::bus::HandlerService>>::Service: Service<crate::bus::Delivery, Response = (), Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <<L as Layer<crate::bus::HandlerService>>::Service as Service<crate::bus::Delivery>>::Future:
+            Send + 'static,
+    {
+        self.interceptor(layer.clone()).handler_interceptor(layer)
+    }
+
+    /// Where messages go, instead of `BROKER_URL` and `BACKEND_URL` (feature `bus`).
+    #[cfg(feature = "bus")]
+    pub fn bus_settings(mut self, settings: crate::bus::BusSettings) -> Self {
+        self.bus_settings = Some(settings);
+        self
+    }
+
+    /// The queues the service's handlers consume from, as `declare` creates them.
+    #[cfg(feature = "bus")]
+    pub fn bus_topology(&self) -> crate::bus::Topology {
+        crate::bus::topology(&self.name, &self.message_controllers)
     }
 
     /// Customises the finished HTTP router: nest it under `/api`, add CORS or other
@@ -256,17 +333,27 @@ impl Microservice {
         for interceptor in self.interceptors {
             api = interceptor(api, &container).map_err(AppBuildError::Interceptor)?;
         }
+        #[cfg(feature = "bus")]
+        let bus = crate::bus::AppBus::connect(
+            self.bus_settings
+                .unwrap_or_else(crate::bus::BusSettings::from_env),
+            self.name.clone(),
+            self.message_controllers,
+            self.handler_interceptors,
+        )
+        .await
+        .map_err(AppBuildError::Bus)?;
         // One `layer` call for the whole framework stack: every extra call re-boxes the routes.
-        api = api.layer(
-            ServiceBuilder::new()
-                .layer(self.trace)
-                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(UnitOfWorkLayer::new())
-                .layer(ScopeLayer::new(container.clone()))
-                // Inside the unit of work, so a panic is a failed unit that rolls back.
-                .layer(CatchPanicLayer),
-        );
+        let framework = ServiceBuilder::new()
+            .layer(self.trace)
+            .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(UnitOfWorkLayer::new())
+            .layer(ScopeLayer::new(container.clone()));
+        #[cfg(feature = "bus")]
+        let framework = framework.layer(crate::bus::BusLayer::new(bus.bus.clone()));
+        // Inside the unit of work, so a panic is a failed unit that rolls back.
+        api = api.layer(framework.layer(CatchPanicLayer));
         let spec = Bytes::from(
             serde_json::to_vec(&openapi).map_err(|e| BuildError::Factory {
                 key: jararaca_di::Key::of::<serde_json::Value>(),
@@ -294,6 +381,8 @@ impl Microservice {
                 router,
                 routes,
                 openapi,
+                #[cfg(feature = "bus")]
+                bus,
             }),
         })
     }
@@ -312,6 +401,10 @@ pub enum AppBuildError {
     /// The OpenAPI document could not be serialized.
     #[error("the OpenAPI document could not be serialized: {0}")]
     OpenApi(#[source] serde_json::Error),
+    /// The message bus could not be set up (a bad `BROKER_URL`, Redis unreachable).
+    #[cfg(feature = "bus")]
+    #[error("the message bus cannot be set up: {0}")]
+    Bus(#[source] crate::bus::BusError),
 }
 
 /// A request id of 32 random hex digits, unless the client sent `x-request-id`.
@@ -340,6 +433,8 @@ struct AppInner {
     router: Router,
     routes: Vec<RouteMeta>,
     openapi: serde_json::Value,
+    #[cfg(feature = "bus")]
+    bus: crate::bus::AppBus,
 }
 
 impl fmt::Debug for App {
@@ -376,5 +471,25 @@ impl App {
     /// The OpenAPI 3.1 document.
     pub fn openapi(&self) -> &serde_json::Value {
         &self.inner.openapi
+    }
+
+    /// The bus, to publish outside a unit of work (feature `bus`).
+    #[cfg(feature = "bus")]
+    pub fn bus(&self) -> &crate::bus::Bus {
+        &self.inner.bus.bus
+    }
+
+    /// Whether messages stay in this process (no `BROKER_URL`): then `server` runs the
+    /// handlers too.
+    #[cfg(feature = "bus")]
+    pub fn bus_in_memory(&self) -> bool {
+        self.inner.bus.is_in_memory()
+    }
+
+    /// A worker running every message handler (feature `bus`); see
+    /// [`Worker::run`](crate::bus::Worker::run).
+    #[cfg(feature = "bus")]
+    pub fn worker(&self) -> crate::bus::Worker {
+        self.inner.bus.worker(&self.inner.container)
     }
 }

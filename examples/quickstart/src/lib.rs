@@ -3,11 +3,18 @@
 //! `#[controller]` sugar, typed configuration from the environment, providers, a transaction
 //! per request, and an interceptor layer.
 //!
+//! Creating a task publishes `task.created` once the task is committed, and the
+//! `TasksWorker` handler consumes it: in the same process on the in-memory broker when no
+//! `BROKER_URL` is set (`server` runs the handlers too), or through RabbitMQ with
+//! `BROKER_URL` and `BACKEND_URL` (`server` publishes, `worker` consumes). The `AuditLayer`
+//! interceptor is written once and wraps both the routes and the handler.
+//!
 //! It keeps its tasks in SQLite by default (in memory; `DATABASE_URL=sqlite://tasks.db?mode=rwc`
 //! keeps them in a file) and in PostgreSQL when `DATABASE_URL` points there. The schema is
 //! created by the sqlx migrations in `migrations/` at startup.
 
 mod audit;
+mod events;
 mod tasks;
 
 use std::sync::Arc;
@@ -18,6 +25,7 @@ use serde::Deserialize;
 use sqlx::migrate::Migrator;
 
 pub use audit::{AuditLayer, UnitsSeen};
+pub use events::{CreatedTasks, TaskCreated};
 pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
 /// The service's configuration, read from the environment at startup.
@@ -62,10 +70,12 @@ pub fn service() -> Microservice {
         .providers(|c| {
             c.factory(database)
                 .value(UnitsSeen::default())
+                .value(CreatedTasks::default())
                 .injectable::<TasksController>()
         })
         .controller(TasksController::controller())
-        .interceptor(AuditLayer)
+        .message_controller(events::worker())
+        .unit_interceptor(AuditLayer)
         .interceptor_with(|c| Ok(TransactionLayer::new((*c.get::<Db>()?).clone())))
         .readiness_check(
             "database",

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
-use crate::AppConfig;
+use crate::{AppConfig, TaskCreated};
+use jararaca::bus::MessageExt;
 
 /// A task, as stored and as returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, JsonSchema, TS)]
@@ -116,6 +117,14 @@ impl TasksController {
             .create(&task)
             .await
             .map_err(db)?;
+        // Staged in this request's unit of work: sent only after the row is committed.
+        TaskCreated {
+            id: task.id,
+            title: task.title.clone(),
+        }
+        .publish()
+        .await
+        .map_err(ApiError::internal)?;
         Ok(Created(task))
     }
 

@@ -69,3 +69,117 @@ async fn sigterm_lets_the_request_in_flight_complete_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
 }
+
+/// Reads `child`'s standard error line by line until `wanted` appears (or the time is up).
+async fn wait_for_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    wanted: &str,
+) -> bool {
+    let search = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(wanted) {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(30), search)
+        .await
+        .unwrap_or(false)
+}
+
+fn quickstart(args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_quickstart"));
+    command
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
+    use tokio::io::AsyncBufReadExt;
+
+    let (Some(amqp), Some(redis)) = (jararaca_testing::rabbitmq(), jararaca_testing::redis())
+    else {
+        return;
+    };
+    let exchange = jararaca_testing::unique_name("quickstart_processes");
+    let broker_url = format!("{amqp}?exchange={exchange}&prefetch_count=4");
+    let env = [
+        ("BROKER_URL", broker_url.as_str()),
+        ("BACKEND_URL", redis.as_str()),
+    ];
+
+    let declared = quickstart(&["declare"], &env).status().await.unwrap();
+    assert!(declared.success(), "declare failed");
+
+    let mut worker = quickstart(&["worker"], &env).spawn().unwrap();
+    let mut worker_log = tokio::io::BufReader::new(worker.stderr.take().unwrap()).lines();
+    let port = free_port();
+    let mut server = quickstart(
+        &["server", "--host", "127.0.0.1", "--port", &port.to_string()],
+        &env,
+    )
+    .spawn()
+    .unwrap();
+
+    let mut stream = connect(port).await;
+    let body = r#"{"title": "cross the broker"}"#;
+    let request = format!(
+        "POST /tasks HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let id = response
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    let handled = wait_for_line(&mut worker_log, &id).await;
+
+    for child in [&mut server, &mut worker] {
+        let pid = child.id().unwrap().to_string();
+        tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+    }
+    let server_status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await;
+    let worker_status = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+
+    let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for queue in &quickstart::service().bus_topology().queues {
+        let _ = channel
+            .queue_delete(
+                queue.name.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = channel
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    let _ = connection.close(200, "done".into()).await;
+
+    assert!(handled, "the worker process logged the task {id}");
+    assert!(server_status.expect("the server exits").unwrap().success());
+    assert!(worker_status.expect("the worker exits").unwrap().success());
+}

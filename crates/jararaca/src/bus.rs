@@ -48,6 +48,30 @@ use crate::BoxError;
 type MakeService = Arc<dyn Fn() -> HandlerService + Send + Sync>;
 pub(crate) type HandlerInterceptor = Arc<dyn Fn(HandlerService) -> HandlerService + Send + Sync>;
 
+/// A tower layer that can wrap message handlers: what
+/// [`Microservice::handler_interceptor`](crate::Microservice::handler_interceptor) takes.
+/// Implemented for every layer whose service over [`Delivery`] is cloneable, `Send + Sync`
+/// and returns `Result<(), BoxError>`.
+pub trait HandlerLayer: Send + Sync + 'static {
+    /// Wraps one handler's service.
+    fn wrap_handler(&self, inner: HandlerService) -> HandlerService;
+}
+
+impl<L> HandlerLayer for L
+where
+    L: tower_layer::Layer<HandlerService> + Send + Sync + 'static,
+    L::Service: tower_service::Service<Delivery, Response = (), Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower_service::Service<Delivery>>::Future: Send + 'static,
+{
+    fn wrap_handler(&self, inner: HandlerService) -> HandlerService {
+        HandlerService::new(self.layer(inner))
+    }
+}
+
 /// One handler of a [`MessageController`], with the reference's per-handler options.
 #[derive(Clone)]
 pub struct HandlerSpec {

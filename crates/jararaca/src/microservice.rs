@@ -1,13 +1,11 @@
 //! `Microservice`: providers, controllers, interceptors and configuration in one value, and
 //! the `App` built from it.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use bytes::Bytes;
 use jararaca_di::{BuildError, Container, ContainerBuilder, Provider, ScopeLayer, UnitOfWorkLayer};
@@ -16,13 +14,11 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::BoxError;
 use crate::cli::Command;
 use crate::http::{
-    ApiInfo, CatchPanicLayer, Controller, HealthChecks, RouteMeta, TraceLayer, openapi,
+    ApiInfo, CatchPanicLayer, Controller, HealthChecks, RouteLayer, RouteMeta, TraceLayer, openapi,
 };
 
 type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -156,16 +152,9 @@ impl Microservice {
     /// Wraps every route in `layer`, inside the framework's DI scope and unit of work (so the
     /// layer can inject values and register after-commit actions). Unlike the reference's
     /// app-level middlewares, it applies to every controller's routes.
-    pub fn interceptor<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
-        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
-        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
-    {
+    pub fn interceptor<L: RouteLayer>(mut self, layer: L) -> Self {
         self.interceptors
-            .push(Box::new(move |router, _| Ok(router.layer(layer))));
+            .push(Box::new(move |router, _| Ok(layer.wrap_router(router))));
         self
     }
 
@@ -174,14 +163,10 @@ impl Microservice {
     pub fn interceptor_with<L, F>(mut self, make: F) -> Self
     where
         F: FnOnce(&Container) -> Result<L, BoxError> + Send + 'static,
-        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
-        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
-        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+        L: RouteLayer,
     {
         self.interceptors.push(Box::new(move |router, container| {
-            Ok(router.layer(make(container)?))
+            Ok(make(container)?.wrap_router(router))
         }));
         self
     }
@@ -196,45 +181,16 @@ impl Microservice {
     /// Wraps every message handler in `layer`, inside the unit of work and DI scope, as
     /// [`interceptor`](Self::interceptor) does for routes (feature `bus`).
     #[cfg(feature = "bus")]
-    pub fn handler_interceptor<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<crate::bus::HandlerService> + Send + Sync + 'static,
-        L::Service: Service<crate::bus::Delivery, Response = (), Error = BoxError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<crate::bus::Delivery>>::Future: Send + 'static,
-    {
+    pub fn handler_interceptor<L: crate::bus::HandlerLayer>(mut self, layer: L) -> Self {
         self.handler_interceptors
-            .push(std::sync::Arc::new(move |inner| {
-                crate::bus::HandlerService::new(layer.layer(inner))
-            }));
+            .push(std::sync::Arc::new(move |inner| layer.wrap_handler(inner)));
         self
     }
 
     /// Wraps every unit of work — HTTP routes and message handlers — in one layer written
     /// once for any [`Envelope`](jararaca_di::Envelope) (feature `bus`).
     #[cfg(feature = "bus")]
-    pub fn unit_interceptor<L>(self, layer: L) -> Self
-    where
-        L: Layer<axum::routing::Route> + Layer<crate::bus::HandlerService> + Clone + Send + Sync + 'static,
-        <L as Layer<axum::routing::Route>>::Service:
-            Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Response:
-            IntoResponse + 'static,
-        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Error:
-            Into<Infallible> + 'static,
-        <<L as Layer<axum::routing::Route>>::Service as Service<axum::extract::Request>>::Future:
-            Send + 'static,
-        <L as Layer<crate::bus::HandlerService>>::Service: Service<crate::bus::Delivery, Response = (), Error = BoxError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <<L as Layer<crate::bus::HandlerService>>::Service as Service<crate::bus::Delivery>>::Future:
-            Send + 'static,
-    {
+    pub fn unit_interceptor<L: RouteLayer + crate::bus::HandlerLayer>(self, layer: L) -> Self {
         self.interceptor(layer.clone()).handler_interceptor(layer)
     }
 

@@ -16,6 +16,41 @@ use super::meta::{HandlerMeta, RouteMeta};
 
 type RouterLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
 
+/// A tower layer that can wrap axum routes: what [`Route::layer`], [`Controller::layer`] and
+/// [`Microservice::interceptor`](crate::Microservice::interceptor) take. Implemented for every
+/// layer meeting axum's bounds (`Clone + Send + Sync`, a cloneable service whose error
+/// converts to `Infallible` and whose response is a response).
+pub trait RouteLayer: Clone + Send + Sync + 'static {
+    /// Wraps the handlers of one route.
+    fn wrap_method_router<S: Clone + Send + Sync + 'static>(
+        self,
+        router: MethodRouter<S>,
+    ) -> MethodRouter<S>;
+
+    /// Wraps every route of a router.
+    fn wrap_router<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S>;
+}
+
+impl<L> RouteLayer for L
+where
+    L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+    <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+    <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+    <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    fn wrap_method_router<S: Clone + Send + Sync + 'static>(
+        self,
+        router: MethodRouter<S>,
+    ) -> MethodRouter<S> {
+        router.layer(self)
+    }
+
+    fn wrap_router<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
+        router.layer(self)
+    }
+}
+
 /// One route: a method, a path, a handler and what the handler's signature says about it.
 pub struct Route<S = ()> {
     meta: RouteMeta,
@@ -84,15 +119,8 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
     }
 
     /// Wraps this route's handler in a tower layer (a per-route interceptor).
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
-        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
-        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
-    {
-        self.method_router = self.method_router.layer(layer);
+    pub fn layer<L: RouteLayer>(mut self, layer: L) -> Self {
+        self.method_router = layer.wrap_method_router(self.method_router);
         self
     }
 
@@ -178,16 +206,9 @@ impl<S: Clone + Send + Sync + 'static> Controller<S> {
     controller_shortcuts!(get, post, put, patch, delete);
 
     /// Wraps every route of this controller in a tower layer (a per-controller interceptor).
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
-        <L::Service as Service<axum::extract::Request>>::Response: IntoResponse + 'static,
-        <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
-        <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
-    {
+    pub fn layer<L: RouteLayer>(mut self, layer: L) -> Self {
         self.layers
-            .push(Box::new(move |router| router.layer(layer)));
+            .push(Box::new(move |router| layer.wrap_router(router)));
         self
     }
 

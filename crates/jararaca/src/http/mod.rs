@@ -12,7 +12,7 @@ mod panic;
 mod response;
 mod trace;
 
-pub use controller::{Controller, Route};
+pub use controller::{Controller, Route, RouteLayer};
 pub use error::{ApiError, FieldError, Loc, ValidationError};
 pub use extract::{Json, Path, Query, parse_json, parse_query};
 pub use health::HealthChecks;

@@ -4,7 +4,7 @@ set -uo pipefail
 
 wait_for() { # name, check command
   local name=$1; shift
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 180); do
     if "$@" >/dev/null 2>&1; then echo "services: $name is up"; return 0; fi
     sleep 1
   done

@@ -15,7 +15,14 @@
 //!   least three runs; the ratio is sqlx's time over ours. It also times keyset pages at
 //!   page 1 and page 10,000 and, for context, offset pages at the same depths. Connects to
 //!   `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! * `bus` — persistent JSON messages consumed from RabbitMQ, decoded and acknowledged,
+//!   through the jararaca `Worker` (a `typed` handler inside `UnitOfWorkLayer` and
+//!   `ScopeLayer`) and through a raw lapin consumer, at the same prefetch, alternating, median
+//!   of at least three runs, in messages per second. Each batch is published before its
+//!   consumer starts and only consumption is timed. Connects to `AMQP_URL` (default
+//!   `amqp://guest:guest@127.0.0.1:5672/%2f`).
 
+mod bus;
 mod http;
 mod load;
 mod pin;
@@ -27,6 +34,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: jararaca-bench http [--runs N] [--seconds S] [--connections C]\n\
          \x20      jararaca-bench query [--runs N] [--iterations I]\n\
+         \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port>)"
     );
     ExitCode::from(2)
@@ -44,6 +52,13 @@ fn main() -> ExitCode {
         },
         Some("query") => match query::Options::parse(&args[1..]) {
             Ok(options) => query::run(&options),
+            Err(e) => {
+                eprintln!("{e}");
+                usage()
+            }
+        },
+        Some("bus") => match bus::Options::parse(&args[1..]) {
+            Ok(options) => bus::run(&options),
             Err(e) => {
                 eprintln!("{e}");
                 usage()

@@ -44,6 +44,10 @@ pub struct DeadMessage {
     pub retry_count: u32,
     /// Its message id.
     pub message_id: Option<String>,
+    /// Its AMQP content type.
+    pub content_type: Option<String>,
+    /// Its AMQP content encoding.
+    pub content_encoding: Option<String>,
     /// All its headers.
     pub headers: Headers,
     /// Its body.
@@ -58,12 +62,18 @@ pub struct RequeueReport {
     pub requeued: u32,
     /// Messages left in the dead-letter queue because no header names their queue.
     pub skipped: u32,
+    /// Messages left in the dead-letter queue because the queue they died in no longer
+    /// exists (the broker returned the copy).
+    pub unroutable: u32,
 }
 
 struct Session {
     connection: Connection,
     channel: Channel,
+    /// Messages in the queue when the session opened: no more are read, so messages that
+    /// die again while the session runs are not read twice.
     count: u32,
+    read: u32,
 }
 
 async fn open(url: &BrokerUrl) -> Result<Session, BusError> {
@@ -90,52 +100,53 @@ async fn open(url: &BrokerUrl) -> Result<Session, BusError> {
         connection,
         channel,
         count: queue.message_count(),
+        read: 0,
     })
 }
 
 impl Session {
-    /// Reads up to `limit` messages, each once; they stay unacknowledged.
-    async fn read(&self, url: &BrokerUrl, limit: u32) -> Result<Vec<(u64, DeadMessage)>, BusError> {
-        let mut out = Vec::new();
-        while (out.len() as u32) < limit.min(self.count) {
-            let Some(message) = self
-                .channel
-                .basic_get(
-                    ShortString::from(url.dead_letter.queue.as_str()),
-                    BasicGetOptions::default(),
-                )
-                .await
-                .map_err(BusError::amqp("reading the dead-letter queue"))?
-            else {
-                break;
-            };
-            let delivery = message.delivery;
-            let headers = delivery
-                .properties
-                .headers()
-                .as_ref()
-                .map(crate::headers::amqp::from_table)
-                .unwrap_or_default();
-            let text = |name: &str| match headers.get(name) {
-                Some(HeaderValue::String(s)) => Some(s.clone()),
-                _ => None,
-            };
-            let dead = DeadMessage {
-                queue: death_queue(&headers).map(str::to_string),
-                reason: text(DEAD_LETTER_REASON),
-                last_error: text(LAST_ERROR),
-                retry_count: retry_count(&headers),
-                message_id: delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.to_string()),
-                body: delivery.data,
-                headers,
-            };
-            out.push((delivery.delivery_tag, dead));
+    /// The next message, in queue order; it stays unacknowledged, so it is read once.
+    /// Messages are handed over one at a time, so a large queue is never held in memory.
+    async fn next(&mut self, url: &BrokerUrl) -> Result<Option<(u64, DeadMessage)>, BusError> {
+        if self.read >= self.count {
+            return Ok(None);
         }
-        Ok(out)
+        let Some(message) = self
+            .channel
+            .basic_get(
+                ShortString::from(url.dead_letter.queue.as_str()),
+                BasicGetOptions::default(),
+            )
+            .await
+            .map_err(BusError::amqp("reading the dead-letter queue"))?
+        else {
+            return Ok(None);
+        };
+        self.read += 1;
+        let delivery = message.delivery;
+        let properties = &delivery.properties;
+        let headers = properties
+            .headers()
+            .as_ref()
+            .map(crate::headers::amqp::from_table)
+            .unwrap_or_default();
+        let text = |name: &str| match headers.get(name) {
+            Some(HeaderValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let short = |value: &Option<ShortString>| value.as_ref().map(|s| s.to_string());
+        let dead = DeadMessage {
+            queue: death_queue(&headers).map(str::to_string),
+            reason: text(DEAD_LETTER_REASON),
+            last_error: text(LAST_ERROR),
+            retry_count: retry_count(&headers),
+            message_id: short(properties.message_id()),
+            content_type: short(properties.content_type()),
+            content_encoding: short(properties.content_encoding()),
+            body: delivery.data,
+            headers,
+        };
+        Ok(Some((delivery.delivery_tag, dead)))
     }
 
     async fn close(self) {
@@ -146,54 +157,76 @@ impl Session {
     }
 }
 
+/// Whether `message` died in a queue whose name contains `filter`, ignoring case (as the
+/// reference's `--queue`).
 fn matches(filter: Option<&str>, message: &DeadMessage) -> bool {
-    filter.is_none_or(|f| message.queue.as_deref().is_some_and(|q| q.contains(f)))
+    filter.is_none_or(|f| {
+        message
+            .queue
+            .as_deref()
+            .is_some_and(|q| q.to_lowercase().contains(&f.to_lowercase()))
+    })
 }
 
 /// Counts the dead-letter queue's messages, by the queue they died in.
 pub async fn dlq_stats(url: &BrokerUrl) -> Result<DlqStats, BusError> {
-    let session = open(url).await?;
-    let result = session.read(url, u32::MAX).await;
-    session.close().await;
+    let mut session = open(url).await?;
     let mut stats = DlqStats::default();
-    for (_, message) in result? {
-        stats.total += 1;
-        *stats
-            .by_queue
-            .entry(message.queue.unwrap_or_else(|| "(unknown)".to_string()))
-            .or_default() += 1;
-    }
-    Ok(stats)
+    let result = loop {
+        match session.next(url).await {
+            Ok(Some((_, message))) => {
+                stats.total += 1;
+                *stats
+                    .by_queue
+                    .entry(message.queue.unwrap_or_else(|| "(unknown)".to_string()))
+                    .or_default() += 1;
+            }
+            Ok(None) => break Ok(stats),
+            Err(error) => break Err(error),
+        }
+    };
+    session.close().await;
+    result
 }
 
 /// Lists up to `limit` messages, only those that died in a queue whose name contains
-/// `queue_filter` when given. Nothing is removed.
+/// `queue_filter` (ignoring case) when given. Nothing is removed.
 pub async fn dlq_list(
     url: &BrokerUrl,
     limit: u32,
     queue_filter: Option<&str>,
 ) -> Result<Vec<DeadMessage>, BusError> {
-    let session = open(url).await?;
-    let result = session.read(url, u32::MAX).await;
+    let mut session = open(url).await?;
+    let mut found = Vec::new();
+    let result = loop {
+        if found.len() >= limit as usize {
+            break Ok(found);
+        }
+        match session.next(url).await {
+            Ok(Some((_, message))) => {
+                if matches(queue_filter, &message) {
+                    found.push(message);
+                }
+            }
+            Ok(None) => break Ok(found),
+            Err(error) => break Err(error),
+        }
+    };
     session.close().await;
-    Ok(result?
-        .into_iter()
-        .map(|(_, m)| m)
-        .filter(|m| matches(queue_filter, m))
-        .take(limit as usize)
-        .collect())
+    result
 }
 
 /// Puts up to `limit` messages back on the queue each died in (read from `x-death`),
 /// through the default exchange, with a fresh retry budget and `x-requeued-from-dlq: true`.
-/// Only those that died in a queue whose name contains `queue_filter`, when given. A message
-/// leaves the dead-letter queue only after the broker confirmed its copy.
+/// Only those that died in a queue whose name contains `queue_filter` (ignoring case), when
+/// given. A message leaves the dead-letter queue only after the broker confirmed its copy;
+/// one whose queue is gone stays (counted in [`RequeueReport::unroutable`]).
 pub async fn dlq_requeue(
     url: &BrokerUrl,
     limit: u32,
     queue_filter: Option<&str>,
 ) -> Result<RequeueReport, BusError> {
-    let session = open(url).await?;
+    let mut session = open(url).await?;
     let publish = session
         .connection
         .create_channel()
@@ -203,23 +236,23 @@ pub async fn dlq_requeue(
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(BusError::amqp("enabling publisher confirms"))?;
-    let result = requeue(&session, &publish, url, limit, queue_filter).await;
+    let result = requeue(&mut session, &publish, url, limit, queue_filter).await;
     session.close().await;
     result
 }
 
 async fn requeue(
-    session: &Session,
+    session: &mut Session,
     publish: &Channel,
     url: &BrokerUrl,
     limit: u32,
     queue_filter: Option<&str>,
 ) -> Result<RequeueReport, BusError> {
     let mut report = RequeueReport::default();
-    for (tag, message) in session.read(url, u32::MAX).await? {
-        if report.requeued >= limit {
+    while report.requeued < limit {
+        let Some((tag, message)) = session.next(url).await? else {
             break;
-        }
+        };
         if !matches(queue_filter, &message) {
             continue;
         }
@@ -240,8 +273,8 @@ async fn requeue(
             body: message.body,
             headers,
             message_id: message.message_id,
-            content_type: None,
-            content_encoding: None,
+            content_type: message.content_type,
+            content_encoding: message.content_encoding,
             mandatory: true,
             persistent: true,
         };
@@ -263,10 +296,9 @@ async fn requeue(
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => {}
             Confirmation::Ack(Some(_)) => {
-                return Err(BusError::Unroutable {
-                    exchange: String::new(),
-                    routing_key: queue,
-                });
+                tracing::warn!(%queue, "the queue a dead letter died in no longer exists; leaving it in the dead-letter queue");
+                report.unroutable += 1;
+                continue;
             }
             Confirmation::Nack(_) => return Err(BusError::Refused { routing_key: queue }),
         }

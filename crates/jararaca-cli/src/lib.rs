@@ -7,6 +7,9 @@
 //! get, list, replace and delete. The name may be given in any case (`TaskItem`,
 //! `task_item`, `task-item`).
 //!
+//! `jararaca dlq stats|list|requeue|purge` inspects and repairs the dead-letter queue that
+//! services share with Python jararaca (`dlq`), with the reference's options.
+//!
 //! The same is available as a library:
 //!
 //! ```
@@ -20,6 +23,7 @@
 //! ```
 
 pub mod cli;
+pub mod dlq;
 mod entity;
 mod names;
 
@@ -46,6 +50,17 @@ pub enum Error {
     Exists {
         /// The file.
         path: PathBuf,
+    },
+
+    /// Talking to the broker failed, or its URL is wrong.
+    #[error("{0}")]
+    Bus(#[from] jararaca_bus::BusError),
+
+    /// A destructive command needs a confirmation nobody can give (no terminal).
+    #[error("{question} Refused: standard input is not a terminal; pass -f/--force to confirm")]
+    NotConfirmed {
+        /// The question that could not be asked.
+        question: String,
     },
 
     /// Reading or writing a file failed.

@@ -7,7 +7,6 @@
 //! times consumption only: from starting the consumer until the last message was decoded
 //! and acknowledged. The queue must be empty afterwards (every message acknowledged).
 
-use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tower::ServiceBuilder;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+use crate::harness::{self, BoxError, median};
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The longest one consumption may take before the run is abandoned.
@@ -63,13 +62,8 @@ impl Options {
             messages: 100_000,
             prefetch: 256,
         };
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let number: u64 = value
-                .parse()
-                .map_err(|_| format!("{flag}: `{value}` is not a number"))?;
-            match flag.as_str() {
+        for (flag, number) in harness::numeric_flags(args)? {
+            match flag {
                 "--runs" => options.runs = (number as usize).max(3),
                 "--messages" => options.messages = number.max(1),
                 "--prefetch" => {
@@ -89,27 +83,11 @@ impl Options {
 pub(crate) fn run(options: &Options) -> ExitCode {
     // Two worker threads, the same for both consumers: the machine's cores are shared with
     // RabbitMQ, as in production.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench(options)) {
-        Ok(ratio) => {
-            println!("RATIO bus {ratio:.3}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("bus: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    harness::report("bus", runtime, bench(options))
 }
 
 async fn bench(options: &Options) -> Result<f64, BoxError> {
@@ -382,9 +360,4 @@ fn check(checksum: u64, n: u64) -> Result<(), BoxError> {
     } else {
         Err(format!("decoded ids add up to {checksum}, not {expected}").into())
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

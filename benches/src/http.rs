@@ -10,6 +10,8 @@ use ts_rs::TS;
 
 use crate::{load, pin};
 
+use crate::harness::{self, median};
+
 /// One item of the list both servers return.
 #[derive(Debug, Clone, Serialize, JsonSchema, TS)]
 pub(crate) struct Item {
@@ -94,13 +96,9 @@ impl Options {
             seconds: 5,
             connections: 32,
         };
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let number: usize = value
-                .parse()
-                .map_err(|_| format!("{flag}: `{value}` is not a number"))?;
-            match flag.as_str() {
+        for (flag, number) in harness::numeric_flags(args)? {
+            let number = usize::try_from(number).unwrap_or(usize::MAX);
+            match flag {
                 "--runs" => options.runs = number.max(3),
                 "--seconds" => options.seconds = number.max(1) as u64,
                 "--connections" => options.connections = number.max(1),
@@ -153,11 +151,6 @@ fn start(target: &str, pinned: bool) -> Result<(Server, SocketAddr), String> {
         std::thread::sleep(Duration::from_millis(25));
     }
     Err(format!("the {target} server did not start listening"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs the workload and prints the ratio last.

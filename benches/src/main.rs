@@ -23,6 +23,7 @@
 //!   `amqp://guest:guest@127.0.0.1:5672/%2f`).
 
 mod bus;
+mod harness;
 mod http;
 mod load;
 mod pin;
@@ -40,30 +41,24 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Parses a workload's options and runs it, or prints the usage.
+fn workload<O>(parsed: Result<O, String>, run: fn(&O) -> ExitCode) -> ExitCode {
+    match parsed {
+        Ok(options) => run(&options),
+        Err(e) => {
+            eprintln!("{e}");
+            usage()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("http") => match http::Options::parse(&args[1..]) {
-            Ok(options) => http::run(&options),
-            Err(e) => {
-                eprintln!("{e}");
-                usage()
-            }
-        },
-        Some("query") => match query::Options::parse(&args[1..]) {
-            Ok(options) => query::run(&options),
-            Err(e) => {
-                eprintln!("{e}");
-                usage()
-            }
-        },
-        Some("bus") => match bus::Options::parse(&args[1..]) {
-            Ok(options) => bus::run(&options),
-            Err(e) => {
-                eprintln!("{e}");
-                usage()
-            }
-        },
+        Some("http") => workload(http::Options::parse(options), http::run),
+        Some("query") => workload(query::Options::parse(options), query::run),
+        Some("bus") => workload(bus::Options::parse(options), bus::run),
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => http::serve(target, port),
             _ => usage(),

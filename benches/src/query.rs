@@ -2,7 +2,6 @@
 //! table, through jararaca-query's `QueryOperations` and through the same SQL written by hand
 //! with sqlx; then keyset pages near the start and deep in the table.
 
-use std::error::Error;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+use crate::harness::{self, BoxError, median};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const SCHEMA: &str = "jararaca_bench";
@@ -106,13 +105,9 @@ impl Options {
             runs: 5,
             iterations: 20,
         };
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let number: usize = value
-                .parse()
-                .map_err(|_| format!("{flag}: `{value}` is not a number"))?;
-            match flag.as_str() {
+        for (flag, number) in harness::numeric_flags(args)? {
+            let number = usize::try_from(number).unwrap_or(usize::MAX);
+            match flag {
                 "--runs" => options.runs = number.max(3),
                 "--iterations" => options.iterations = number.max(1),
                 other => return Err(format!("unknown option `{other}`")),
@@ -124,26 +119,10 @@ impl Options {
 
 /// Runs the workload and prints the ratio last.
 pub(crate) fn run(options: &Options) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(bench(options)) {
-        Ok(ratio) => {
-            println!("RATIO query {ratio:.3}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("query: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    harness::report("query", runtime, bench(options))
 }
 
 /// `url` with its password, if any, masked, for messages.
@@ -223,11 +202,6 @@ async fn prepare(pool: &PgPool) -> Result<String, BoxError> {
         .execute(pool)
         .await?;
     Ok(format!("built in {:.1} s", started.elapsed().as_secs_f64()))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn millis(duration: Duration) -> f64 {

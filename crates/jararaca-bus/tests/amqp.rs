@@ -471,6 +471,80 @@ async fn failures_retry_through_redis_with_growing_delays_then_dead_letter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_timeout_is_a_failure_that_never_leaves_the_message_unacknowledged() {
+    let Some(mut ns) = Namespace::new() else {
+        return;
+    };
+    let Some(store) = redis_store(&ns.name).await else {
+        return;
+    };
+    let queue = ns.queue("Jobs.slow");
+    ns.declare(&Topology::new().queue(QueueSpec::handler(&queue, "job.run")))
+        .await;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let service = typed(move |job: Job, d: Delivery| {
+        let tx = tx.clone();
+        async move {
+            tx.send((job.n, d.retry_count())).unwrap();
+            // Far longer than the handler's timeout.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<(), BoxError>(())
+        }
+    });
+    let policy = RetryPolicy::default()
+        .max_retries(1)
+        .initial_delay(Duration::from_millis(200))
+        .jitter(false);
+    let worker = Worker::amqp(ns.url.clone())
+        .store(Arc::new(store.clone()))
+        .pump(Duration::from_millis(100))
+        .handler(
+            Handler::new::<Job, _>(&queue, service)
+                .timeout(Duration::from_millis(300))
+                .retry_policy(policy),
+        );
+    let running = Running::start(worker).await;
+
+    let bus = Bus::new(AmqpPublisher::connect(&ns.url).await.unwrap());
+    bus.publish(&Job { n: 7 }).await.unwrap();
+    assert_eq!(recv(&mut rx, "the first attempt").await, (7, 0));
+    assert_eq!(recv(&mut rx, "the retry after the timeout").await, (7, 1));
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ns.message_count(&ns.url.dead_letter.queue).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out message was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing is left on the handler's queue, delivered or not: the worker acknowledged the
+    // timed-out deliveries rather than holding them.
+    assert_eq!(ns.message_count(&queue).await, 0);
+    running.stop().await.unwrap();
+    assert_eq!(
+        ns.message_count(&queue).await,
+        0,
+        "no unacknowledged delivery returned on stop"
+    );
+
+    let dead = dlq_list(&ns.url, 10, None).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason.as_deref(), Some("retries-exhausted"));
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("time")),
+        "{:?}",
+        dead[0].last_error
+    );
+    assert_eq!(dlq_purge(&ns.url).await.unwrap(), 1);
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_uses_the_reference_keys_and_policies() {
     let Some(url) = jararaca_testing::redis() else {
         return;

@@ -307,3 +307,109 @@ pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// `UnitBus` as an axum extractor: `async fn create(bus: UnitBus, …)` stages publishes in
+/// the request's unit of work. Without [`BusLayer`] and the unit-of-work layer around the
+/// route, the request is answered with a 500 (a wiring mistake, logged with what is missing).
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for UnitBus {
+    type Rejection = MissingBus;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::from_extensions(&parts.extensions).map_err(MissingBus)
+    }
+}
+
+/// The rejection of the [`UnitBus`] extractor.
+#[cfg(feature = "axum")]
+#[derive(Debug)]
+pub struct MissingBus(BusError);
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for MissingBus {
+    fn into_response(self) -> axum_core::response::Response {
+        tracing::error!(error = %self.0, "cannot extract the unit's bus");
+        (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            r#"{"detail":"Internal Server Error"}"#,
+        )
+            .into_response()
+    }
+}
+
+#[cfg(all(test, feature = "axum"))]
+mod extractor_tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use jararaca_di::UnitOfWorkLayer;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::{InMemoryBroker, Message, MessageKind};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Created {
+        n: u32,
+    }
+
+    impl Message for Created {
+        const TOPIC: &'static str = "thing.created";
+        const KIND: MessageKind = MessageKind::Event;
+    }
+
+    async fn status(router: &Router, uri: &str) -> http::StatusCode {
+        router
+            .clone()
+            .oneshot(http::Request::post(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn an_http_handler_publishes_through_the_extractor_only_when_it_succeeds() {
+        let broker = InMemoryBroker::new();
+        broker.declare_queue("probe", "thing.created.#");
+        let bus = Bus::new(broker.clone());
+        let router = Router::new()
+            .route(
+                "/ok",
+                post(|bus: UnitBus| async move {
+                    bus.publish(&Created { n: 1 })
+                        .map(|()| http::StatusCode::CREATED)
+                        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+                }),
+            )
+            .route(
+                "/fails",
+                post(|bus: UnitBus| async move {
+                    let _ = bus.publish(&Created { n: 2 });
+                    http::StatusCode::CONFLICT
+                }),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(UnitOfWorkLayer::new())
+                    .layer(BusLayer::new(bus)),
+            );
+        assert_eq!(status(&router, "/ok").await, http::StatusCode::CREATED);
+        assert_eq!(status(&router, "/fails").await, http::StatusCode::CONFLICT);
+        let published: Vec<String> = broker
+            .peek("probe")
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .collect();
+        assert_eq!(published, [r#"{"n":1}"#]);
+
+        let bare = Router::new().route("/ok", post(|_bus: UnitBus| async { "unreachable" }));
+        assert_eq!(
+            status(&bare, "/ok").await,
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

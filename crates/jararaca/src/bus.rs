@@ -390,3 +390,7 @@ impl AppBus {
         worker
     }
 }
+
+/// Publishing from a route: `async fn create(bus: UnitBus, …)` stages messages in the
+/// request's unit of work (the ambient `message.publish()` works too).
+impl crate::http::RouteInput for UnitBus {}

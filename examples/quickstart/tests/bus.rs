@@ -1,6 +1,8 @@
 //! Creating a task publishes `task.created` after the commit, and `TasksWorker` handles it:
 //! on the in-process broker, and on RabbitMQ + Redis.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -69,8 +71,8 @@ async fn a_created_task_is_handled_through_rabbitmq_and_redis() {
     else {
         return;
     };
-    let exchange = jararaca_testing::unique_name("quickstart");
-    let broker_url = format!("{amqp}?exchange={exchange}&prefetch_count=8");
+    let namespace = common::RabbitNamespace::new(&amqp, "quickstart").await;
+    let broker_url = namespace.broker_url();
     let service = quickstart::service().bus_settings(BusSettings {
         broker_url: Some(broker_url.clone()),
         backend_url: Some(redis),
@@ -90,28 +92,9 @@ async fn a_created_task_is_handled_through_rabbitmq_and_redis() {
     }))
     .await;
 
-    // Leave nothing behind: the handler queue and the exchange are this test's own.
-    let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    for queue in &topology.queues {
-        channel
-            .queue_delete(
-                queue.name.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await
-            .unwrap();
-    }
-    channel
-        .exchange_delete(
-            exchange.as_str().into(),
-            lapin::options::ExchangeDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    let _ = connection.close(200, "done".into()).await;
+    namespace
+        .cleanup(topology.queues.iter().map(|q| q.name.clone()))
+        .await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
     }

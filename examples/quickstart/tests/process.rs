@@ -1,6 +1,8 @@
 //! The quick start as a process: `server` serves on a real socket, and SIGTERM lets the
 //! request in flight finish before the process exits 0.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -109,8 +111,8 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     else {
         return;
     };
-    let exchange = jararaca_testing::unique_name("quickstart_processes");
-    let broker_url = format!("{amqp}?exchange={exchange}&prefetch_count=4");
+    let namespace = common::RabbitNamespace::new(&amqp, "quickstart_processes").await;
+    let broker_url = namespace.broker_url();
     let env = [
         ("BROKER_URL", broker_url.as_str()),
         ("BACKEND_URL", redis.as_str()),
@@ -159,25 +161,15 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     let server_status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await;
     let worker_status = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
 
-    let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    for queue in &quickstart::service().bus_topology().queues {
-        let _ = channel
-            .queue_delete(
-                queue.name.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            exchange.as_str().into(),
-            lapin::options::ExchangeDeleteOptions::default(),
+    namespace
+        .cleanup(
+            quickstart::service()
+                .bus_topology()
+                .queues
+                .into_iter()
+                .map(|q| q.name),
         )
         .await;
-    let _ = connection.close(200, "done".into()).await;
 
     assert!(handled, "the worker process logged the task {id}");
     assert!(server_status.expect("the server exits").unwrap().success());

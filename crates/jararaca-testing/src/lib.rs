@@ -13,6 +13,12 @@
 //! # my_test();
 //! ```
 
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
+
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::RabbitNamespace;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

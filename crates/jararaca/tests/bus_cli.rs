@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use jararaca::bus::{Delivery, Message, MessageController, MessageKind};
 use jararaca::{BoxError, Microservice};
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -40,8 +40,9 @@ async fn declare_is_idempotent_reports_conflicts_and_force_recreates() {
     let Some(amqp) = jararaca_testing::rabbitmq() else {
         return;
     };
-    let name = jararaca_testing::unique_name("declare");
-    let url = format!("{amqp}?exchange={name}");
+    let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "declare").await;
+    let name = namespace.exchange().to_owned();
+    let url = namespace.broker_url();
     let queue = service(&name).bus_topology().queues[0].name.clone();
     assert_eq!(queue, format!("jararaca_test.ping.{name}.Pings.on_ping"));
 
@@ -85,15 +86,8 @@ async fn declare_is_idempotent_reports_conflicts_and_force_recreates() {
     let conflict = declare(&name, &url, &[]).await;
     let forced = declare(&name, &url, &["--force"]).await;
 
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
-    channel
-        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
     let _ = connection.close(200, "done".into()).await;
+    namespace.cleanup([queue]).await;
 
     assert_eq!(first, ExitCode::SUCCESS);
     assert_eq!(again, ExitCode::SUCCESS, "declare is idempotent");

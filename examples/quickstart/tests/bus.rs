@@ -1,8 +1,6 @@
 //! Creating a task publishes `task.created` after the commit, and `TasksWorker` handles it:
 //! on the in-process broker, and on RabbitMQ + Redis.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::body::Body;
@@ -71,7 +69,7 @@ async fn a_created_task_is_handled_through_rabbitmq_and_redis() {
     else {
         return;
     };
-    let namespace = common::RabbitNamespace::new(&amqp, "quickstart").await;
+    let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "quickstart").await;
     let broker_url = namespace.broker_url();
     let service = quickstart::service().bus_settings(BusSettings {
         broker_url: Some(broker_url.clone()),

@@ -1,8 +1,6 @@
 //! The quick start as a process: `server` serves on a real socket, and SIGTERM lets the
 //! request in flight finish before the process exits 0.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -111,7 +109,7 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     else {
         return;
     };
-    let namespace = common::RabbitNamespace::new(&amqp, "quickstart_processes").await;
+    let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "quickstart_processes").await;
     let broker_url = namespace.broker_url();
     let env = [
         ("BROKER_URL", broker_url.as_str()),

@@ -1,6 +1,6 @@
-//! A RabbitMQ namespace for the quickstart's tests: its own exchange, and afterwards nothing
-//! left behind — the handler queues and the exchange are deleted, and the shared `dlx`/`dlq`
-//! too if the test created them and nothing uses them.
+//! A test's own corner of RabbitMQ: its own exchange, and afterwards nothing left behind —
+//! its queues and exchange are deleted, and the shared `dlx`/`dlq` too if the test created
+//! them and nothing uses them.
 
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -8,7 +8,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 
-pub(crate) struct RabbitNamespace {
+/// A unique exchange on RabbitMQ, and what existed before the test.
+#[derive(Debug)]
+pub struct RabbitNamespace {
     amqp: String,
     exchange: String,
     dlx_existed: bool,
@@ -54,24 +56,33 @@ async fn exists(connection: &Connection, name: &str, queue: bool) -> bool {
 }
 
 impl RabbitNamespace {
-    pub(crate) async fn new(amqp: &str, prefix: &str) -> Self {
+    /// A namespace on the server at `amqp`, with an exchange named from `prefix`.
+    pub async fn new(amqp: &str, prefix: &str) -> Self {
         let connection = connect(amqp).await;
         let dlx_existed = exists(&connection, "dlx", false).await;
         let dlq_existed = exists(&connection, "dlq", true).await;
         let _ = connection.close(200, "done".into()).await;
         Self {
             amqp: amqp.to_owned(),
-            exchange: jararaca_testing::unique_name(prefix),
+            exchange: crate::unique_name(prefix),
             dlx_existed,
             dlq_existed,
         }
     }
 
-    pub(crate) fn broker_url(&self) -> String {
+    /// The broker URL in the reference's form, with this namespace's exchange.
+    pub fn broker_url(&self) -> String {
         format!("{}?exchange={}&prefetch_count=8", self.amqp, self.exchange)
     }
 
-    pub(crate) async fn cleanup(self, queues: impl IntoIterator<Item = String>) {
+    /// The exchange's name.
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// Deletes `queues`, the exchange, and `dlx`/`dlq` if the test created them and they
+    /// are unused and empty.
+    pub async fn cleanup(self, queues: impl IntoIterator<Item = String>) {
         let connection = connect(&self.amqp).await;
         let channel = connection.create_channel().await.unwrap();
         for queue in queues {

@@ -204,7 +204,10 @@ async fn server(service: Microservice, matches: &ArgMatches) -> Result<(), BoxEr
     let app = service.build().await?;
     let addr = SocketAddr::new(host, port);
     #[cfg(feature = "bus")]
-    if app.bus_in_memory() && !app.worker().topology().queues.is_empty() {
+    if app.bus_in_memory()
+        && let worker = app.worker()
+        && !worker.topology().queues.is_empty()
+    {
         // No broker: the handlers run here, beside the routes, on the in-process broker.
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -217,7 +220,7 @@ async fn server(service: Microservice, matches: &ArgMatches) -> Result<(), BoxEr
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let worker = app.worker().grace_period(grace(matches));
+        let worker = worker.grace_period(grace(matches));
         let (served, worked) = tokio::join!(
             crate::server::serve_with(app, listener, stopped(stop_rx.clone()), grace(matches)),
             worker.run(stopped(stop_rx)),

@@ -1,5 +1,6 @@
 //! The `http` workload: one JSON handler, served by raw axum and by the full Jararaca stack.
 
+use jararaca::prelude::*;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;

@@ -197,13 +197,19 @@ impl UnitBus {
         Self { bus, unit }
     }
 
-    /// The bus of the current unit of work (set by [`BusLayer`]).
+    /// The bus of the current unit of work: the one [`BusLayer`] set, else the [`Bus`] of the
+    /// unit's container (as a service's bus capability provides it).
     pub fn current() -> Result<Self, BusError> {
-        let bus = CURRENT
-            .try_with(Bus::clone)
-            .map_err(|_| BusError::OutsideUnit {
-                what: "bus (BusLayer)",
-            })?;
+        let bus = match CURRENT.try_with(Bus::clone) {
+            Ok(bus) => bus,
+            Err(_) => jararaca_di::use_container()
+                .ok()
+                .and_then(|c| c.get::<Bus>().ok())
+                .map(|bus| (*bus).clone())
+                .ok_or(BusError::OutsideUnit {
+                    what: "bus (BusLayer, or a Bus in the unit's container)",
+                })?,
+        };
         let unit = jararaca_di::use_unit_of_work().map_err(|_| BusError::OutsideUnit {
             what: "unit of work (UnitOfWorkLayer)",
         })?;
@@ -211,14 +217,19 @@ impl UnitBus {
     }
 
     /// The bus of the unit whose extensions these are, for handlers that take their
-    /// dependencies explicitly.
+    /// dependencies explicitly: the one [`BusLayer`] put there, else the [`Bus`] of the
+    /// unit's container.
     pub fn from_extensions(extensions: &http::Extensions) -> Result<Self, BusError> {
-        let bus = extensions
-            .get::<Bus>()
-            .cloned()
-            .ok_or(BusError::OutsideUnit {
-                what: "bus (BusLayer)",
-            })?;
+        let bus = match extensions.get::<Bus>() {
+            Some(bus) => bus.clone(),
+            None => extensions
+                .get::<jararaca_di::Scope>()
+                .and_then(|scope| scope.container().get::<Bus>().ok())
+                .map(|bus| (*bus).clone())
+                .ok_or(BusError::OutsideUnit {
+                    what: "bus (BusLayer, or a Bus in the unit's container)",
+                })?,
+        };
         let unit = extensions
             .get::<UnitOfWork>()
             .cloned()
@@ -300,6 +311,10 @@ async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxErro
     }
     Ok(())
 }
+
+/// Publishing from a route: `async fn create(bus: UnitBus, …)` stages messages in the
+/// request's unit of work; it is not part of the API contract.
+impl jararaca_api::RouteInput for UnitBus {}
 
 /// Seconds since the Unix epoch of `at` (0 before the epoch).
 pub(crate) fn unix_seconds(at: SystemTime) -> i64 {

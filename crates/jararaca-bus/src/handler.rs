@@ -34,6 +34,7 @@ pub fn handler_queue_name(topic: &str, module: &str, qualname: &str) -> String {
 }
 
 /// One message handler: its topic, queue, options and service.
+#[derive(Clone)]
 pub struct Handler {
     pub(crate) topic: String,
     pub(crate) queue: String,
@@ -136,6 +137,20 @@ impl Handler {
     /// The binding key of its queue.
     pub fn binding_key(&self) -> String {
         topic_routing_key(&self.topic)
+    }
+
+    /// Consumes from `queue` instead (to take over a Python handler's queue, say).
+    #[must_use]
+    pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Wraps its service, in interceptor layers for instance.
+    #[must_use]
+    pub fn map_service(mut self, wrap: impl FnOnce(HandlerService) -> HandlerService) -> Self {
+        self.service = wrap(self.service);
+        self
     }
 
     /// Fails a run that takes longer than `timeout` (it is retried, never left unacked).

@@ -75,6 +75,8 @@
 #[cfg(feature = "amqp")]
 mod amqp;
 mod bus;
+mod capability;
+mod controller;
 pub mod delayed;
 mod delivery;
 #[cfg(feature = "amqp")]
@@ -92,6 +94,8 @@ mod worker;
 #[cfg(feature = "amqp")]
 pub use amqp::AmqpPublisher;
 pub use bus::{Bus, BusLayer, BusService, UnitBus};
+pub use capability::{BusApp, BusPart, BusSettings, MessageBus};
+pub use controller::MessageController;
 #[cfg(feature = "redis")]
 pub use delayed::RedisStore;
 pub use delayed::{

@@ -46,8 +46,10 @@
 //! it), every cycle and every invalid configuration variable is reported at once, at startup.
 
 mod ambient;
+pub mod app;
 pub mod config;
 mod container;
+mod describe;
 mod envelope;
 #[cfg(feature = "axum")]
 mod extract;
@@ -56,6 +58,11 @@ mod scope;
 mod uow;
 
 pub use ambient::{InjectError, OutsideUnit, inject, use_container, use_scope, use_unit_of_work};
+pub use app::{
+    App, BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution,
+    InterceptLayer, Interceptors, Part, ReadinessChecks, Role, SetupContext, Stop, ToolContext,
+    Unit, UnitOutcome, UnitService,
+};
 pub use container::{
     BuildError, Container, ContainerBuilder, Dependency, Factory, Injectable, Key, Lifetime,
     Problem, Provider, ResolveError, Resolver, Scope, Token,

@@ -143,6 +143,14 @@ impl axum_core::response::IntoResponse for QueryError {
     }
 }
 
+/// The error body `{"detail": …}`, documented as a route's `default` response.
+#[cfg(feature = "axum")]
+impl jararaca_api::RouteOutput for QueryError {
+    fn describe(route: &mut jararaca_api::RouteMeta) {
+        jararaca_api::describe_error_response(route);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,10 @@ impl Session {
     }
 }
 
+/// The unit's transaction is not part of the API contract.
+#[cfg(feature = "axum")]
+impl jararaca_api::RouteInput for Session {}
+
 #[cfg(feature = "axum")]
 impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
     type Rejection = QueryError;

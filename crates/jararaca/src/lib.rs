@@ -8,7 +8,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use jararaca::{Inject, Microservice};
-//! use jararaca::http::{ApiError, Controller, Json, Path};
+//! use jararaca::http::{ApiError, Controller, HttpApp, Json, Path};
 //! use tower::ServiceExt;
 //!
 //! struct Greetings {
@@ -42,41 +42,52 @@
 //! # });
 //! ```
 //!
-//! # Why not utoipa or aide
-//!
-//! One registration must yield the router, the OpenAPI document *and* the TypeScript client.
-//! utoipa describes each route a second time (`#[utoipa::path]`), which can drift from the
-//! router. aide reads handler signatures as we do, but its traits cannot be implemented here
-//! for the extractors of our other crates (`Inject<T>`, the unit of work) and it knows nothing
-//! of ts-rs. So route descriptions come from the handler's signature through small traits of
-//! our own ([`http::RouteInput`], [`http::RouteOutput`]), schemas from `schemars` (JSON
-//! Schema 2020-12, which is what OpenAPI 3.1 uses) and TypeScript from `ts-rs`. The docs page
-//! is Swagger UI, compiled into the binary.
+//! The crates it re-exports can be used on their own: each capability is a crate
+//! (`jararaca-http`, `jararaca-bus`) plugged into the service through one trait,
+//! [`Capability`].
 
-#[cfg(feature = "bus")]
-pub mod bus;
 pub mod cli;
-pub mod http;
 mod microservice;
-pub mod server;
 pub mod telemetry;
 
+/// The API description: routes, parameters, responses, types (`jararaca-api`).
+pub use jararaca_api as api;
+/// The message bus (`jararaca-bus`, feature `bus`): messages, message controllers, the
+/// worker and the `worker`/`declare` commands.
+#[cfg(feature = "bus")]
+pub use jararaca_bus as bus;
 pub use jararaca_di as di;
 pub use jararaca_di::{
-    BoxError, Container, ContainerBuilder, Envelope, Inject, Injectable, Provider, Scope, Token,
-    UnitKind, UnitOfWork, inject, use_container, use_unit_of_work,
+    App, BoxError, Capability, Container, ContainerBuilder, Contribution, Envelope, Inject,
+    Injectable, Interceptors, Provider, Role, Scope, Token, Unit, UnitKind, UnitOfWork,
+    UnitOutcome, inject, use_container, use_unit_of_work,
 };
+/// The HTTP capability (`jararaca-http`, feature `http`, on by default): controllers,
+/// validated extractors, OpenAPI, docs, health, tracing and the server.
+#[cfg(feature = "http")]
+pub use jararaca_http as http;
+#[cfg(feature = "http")]
+pub use jararaca_http::server;
 #[cfg(feature = "bus")]
 pub use jararaca_macros::Message;
 pub use jararaca_macros::{Injectable, controller};
-pub use microservice::{App, AppBuildError, Microservice};
+pub use microservice::{AppBuildError, Microservice};
+
+/// The extension traits that give a built [`App`] its capabilities' accessors
+/// (`app.router()`, `app.worker()`): `use jararaca::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "bus")]
+    pub use jararaca_bus::BusApp;
+    #[cfg(feature = "http")]
+    pub use jararaca_http::HttpApp;
+}
 
 /// JSON Schema for API types (derive `schemars::JsonSchema` on DTOs; depend on `schemars`
 /// directly so the derive finds it).
-pub use schemars;
+pub use jararaca_api::schemars;
 /// TypeScript declarations for API types (derive `ts_rs::TS` on DTOs; depend on `ts-rs`
 /// directly so the derive finds it).
-pub use ts_rs;
+pub use jararaca_api::ts_rs;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

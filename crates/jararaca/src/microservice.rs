@@ -1,67 +1,59 @@
-//! `Microservice`: providers, controllers, interceptors and configuration in one value, and
-//! the `App` built from it.
+//! `Microservice`: providers, capabilities, interceptors and configuration in one value, and
+//! the [`App`] built from it.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
-use bytes::Bytes;
-use jararaca_di::{BuildError, Container, ContainerBuilder, Provider, ScopeLayer, UnitOfWorkLayer};
-use serde::de::DeserializeOwned;
-use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+use jararaca_api::{ApiDescription, ApiInfo};
+use jararaca_di::{
+    App, BuildContext, BuildError, Capabilities, Capability, Container, ContainerBuilder,
+    Contribution, Interceptors, Provider, ReadinessChecks, Role, SetupContext, ToolContext, Unit,
+    UnitOutcome, UnitService,
 };
+use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::BoxError;
 use crate::cli::Command;
-use crate::http::{
-    ApiInfo, CatchPanicLayer, Controller, HealthChecks, RouteLayer, RouteMeta, TraceLayer, openapi,
-};
 
-type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
-type InterceptorFn = Box<dyn FnOnce(Router, &Container) -> Result<Router, BoxError> + Send>;
+type InterceptorFn = Box<dyn FnOnce(&Container) -> Result<Interceptors, BoxError> + Send>;
 
-/// A service: its providers, controllers, interceptors and configuration. The same value runs
-/// as an HTTP server (and, with the other crates, as a worker or a beat) through
-/// [`cli::run`](crate::cli::run).
+/// A service: its providers, capabilities (HTTP controllers, message controllers, …),
+/// interceptors and configuration. The same value runs as an HTTP server, a worker or a beat
+/// through [`cli::run`](crate::cli::run).
+///
+/// The service knows no transport: what it is given (a controller, a message controller, a
+/// setting) adds itself to the capability it belongs to ([`Contribution`]), and each
+/// capability contributes its commands, its part of the API description and what it runs in
+/// each role.
 ///
 /// ```
 /// use jararaca::Microservice;
-/// use jararaca::http::{Controller, Json};
+/// use jararaca::http::{Controller, HttpApp, Json};
 ///
 /// async fn hello() -> Json<String> {
 ///     Json("hello".to_string())
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let app = Microservice::new("greeter")
-///     .controller(Controller::new("HelloController", "/hello").get("/", hello))
-///     .build()
-///     .await
-///     .unwrap();
-/// assert_eq!(app.routes()[0].path, "/hello");
+/// let service = Microservice::new("greeter")
+///     .controller(Controller::new("HelloController", "/hello").get("/", hello));
+/// assert_eq!(service.api().routes[0].path, "/hello");
+/// let app = service.build().await.unwrap();
 /// assert_eq!(app.openapi()["openapi"], "3.1.0");
 /// # });
 /// ```
 pub struct Microservice {
     name: String,
-    container: ContainerBuilder,
-    controllers: Vec<Controller>,
-    interceptors: Vec<InterceptorFn>,
-    router_factory: Option<RouterFn>,
-    health: HealthChecks,
     info: ApiInfo,
-    trace: TraceLayer,
+    container: ContainerBuilder,
+    capabilities: Capabilities,
+    interceptors: Vec<InterceptorFn>,
+    readiness: ReadinessChecks,
     commands: Vec<Command>,
-    #[cfg(feature = "bus")]
-    message_controllers: Vec<crate::bus::MessageController>,
-    #[cfg(feature = "bus")]
-    handler_interceptors: Vec<crate::bus::HandlerInterceptor>,
-    #[cfg(feature = "bus")]
-    bus_settings: Option<crate::bus::BusSettings>,
 }
 
 impl fmt::Debug for Microservice {
@@ -69,38 +61,26 @@ impl fmt::Debug for Microservice {
         f.debug_struct("Microservice")
             .field("name", &self.name)
             .field("container", &self.container)
-            .field("controllers", &self.controllers)
+            .field("capabilities", &self.capabilities)
             .field("interceptors", &self.interceptors.len())
-            .field("health", &self.health)
+            .field("readiness", &self.readiness)
             .field("commands", &self.commands)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl Microservice {
-    /// A service named `name` (used in logs, the OpenAPI title and queue names).
+    /// A service named `name` (used in logs, the API title and queue names).
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         Self {
-            info: ApiInfo {
-                title: name.clone(),
-                version: "0.1.0".into(),
-                description: None,
-            },
+            info: ApiInfo::new(name.clone()),
             name,
             container: Container::builder(),
-            controllers: Vec::new(),
+            capabilities: Capabilities::default(),
             interceptors: Vec::new(),
-            router_factory: None,
-            health: HealthChecks::default(),
-            trace: TraceLayer::new(),
+            readiness: ReadinessChecks::default(),
             commands: Vec::new(),
-            #[cfg(feature = "bus")]
-            message_controllers: Vec::new(),
-            #[cfg(feature = "bus")]
-            handler_interceptors: Vec::new(),
-            #[cfg(feature = "bus")]
-            bus_settings: None,
         }
     }
 
@@ -143,83 +123,65 @@ impl Microservice {
         self
     }
 
-    /// Adds a controller.
-    pub fn controller(mut self, controller: Controller) -> Self {
-        self.controllers.push(controller);
+    /// Adds a controller — an HTTP [`Controller`](crate::http::Controller), a message
+    /// controller — to the capability it belongs to.
+    pub fn controller(self, controller: impl Contribution) -> Self {
+        self.with(controller)
+    }
+
+    /// Adds anything that belongs to a capability: a controller, a capability's setting
+    /// (`RouterFactory`, `TraceLayer`, `BusSettings`), or a capability itself.
+    pub fn with(mut self, contribution: impl Contribution) -> Self {
+        contribution.contribute(&mut self.capabilities);
         self
     }
 
-    /// Wraps every route in `layer`, inside the framework's DI scope and unit of work (so the
-    /// layer can inject values and register after-commit actions). Unlike the reference's
-    /// app-level middlewares, it applies to every controller's routes.
-    pub fn interceptor<L: RouteLayer>(mut self, layer: L) -> Self {
+    /// Adds a capability (replacing one of the same type): for capabilities that nothing
+    /// the service is given adds by itself.
+    pub fn capability<C: Capability>(mut self, capability: C) -> Self {
+        self.capabilities.insert(capability);
+        self
+    }
+
+    /// The capability of type `C`, if the service has one.
+    pub fn get_capability<C: Capability>(&self) -> Option<&C> {
+        self.capabilities.get::<C>()
+    }
+
+    /// Wraps every unit of work of every transport — HTTP routes, message handlers and
+    /// whatever capabilities come — in `layer`, inside the unit of work and the DI scope (so
+    /// it can inject values and register after-commit actions). Write it once for any
+    /// [`Envelope`](crate::Envelope); give a whole `ServiceBuilder` at once.
+    pub fn interceptor<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<UnitService> + Send + Sync + 'static,
+        L::Service: Service<Unit, Response = UnitOutcome, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Unit>>::Future: Send + 'static,
+    {
         self.interceptors
-            .push(Box::new(move |router, _| Ok(layer.wrap_router(router))));
+            .push(Box::new(move |_| Ok(Interceptors::new().layer(layer))));
         self
     }
 
-    /// Like [`interceptor`](Self::interceptor), for a layer made from the built container:
+    /// Like [`interceptor`](Self::interceptor), for layers made from the built container:
     /// `.interceptor_with(|c| Ok(TransactionLayer::new((*c.get::<Db>()?).clone())))`.
     pub fn interceptor_with<L, F>(mut self, make: F) -> Self
     where
         F: FnOnce(&Container) -> Result<L, BoxError> + Send + 'static,
-        L: RouteLayer,
+        L: Layer<UnitService> + Send + Sync + 'static,
+        L::Service: Service<Unit, Response = UnitOutcome, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Unit>>::Future: Send + 'static,
     {
-        self.interceptors.push(Box::new(move |router, container| {
-            Ok(make(container)?.wrap_router(router))
-        }));
-        self
-    }
-
-    /// Adds a message controller: its handlers run in the worker (feature `bus`).
-    #[cfg(feature = "bus")]
-    pub fn message_controller(mut self, controller: crate::bus::MessageController) -> Self {
-        self.message_controllers.push(controller);
-        self
-    }
-
-    /// Wraps every message handler in `layer`, inside the unit of work and DI scope, as
-    /// [`interceptor`](Self::interceptor) does for routes (feature `bus`).
-    #[cfg(feature = "bus")]
-    pub fn handler_interceptor<L: crate::bus::HandlerLayer>(mut self, layer: L) -> Self {
-        self.handler_interceptors
-            .push(std::sync::Arc::new(move |inner| layer.wrap_handler(inner)));
-        self
-    }
-
-    /// Wraps every unit of work — HTTP routes and message handlers — in one layer written
-    /// once for any [`Envelope`](jararaca_di::Envelope) (feature `bus`).
-    #[cfg(feature = "bus")]
-    pub fn unit_interceptor<L: RouteLayer + crate::bus::HandlerLayer>(self, layer: L) -> Self {
-        self.interceptor(layer.clone()).handler_interceptor(layer)
-    }
-
-    /// Where messages go, instead of `BROKER_URL` and `BACKEND_URL` (feature `bus`).
-    #[cfg(feature = "bus")]
-    pub fn bus_settings(mut self, settings: crate::bus::BusSettings) -> Self {
-        self.bus_settings = Some(settings);
-        self
-    }
-
-    /// The queues the service's handlers consume from, as `declare` creates them.
-    #[cfg(feature = "bus")]
-    pub fn bus_topology(&self) -> crate::bus::Topology {
-        crate::bus::topology(&self.name, &self.message_controllers)
-    }
-
-    /// Customises the finished HTTP router: nest it under `/api`, add CORS or other
-    /// tower-http layers around everything.
-    pub fn router_factory(
-        mut self,
-        factory: impl FnOnce(Router) -> Router + Send + 'static,
-    ) -> Self {
-        self.router_factory = Some(Box::new(factory));
-        self
-    }
-
-    /// The request span's configuration (its level, for instance).
-    pub fn trace(mut self, trace: TraceLayer) -> Self {
-        self.trace = trace;
+        self.interceptors
+            .push(Box::new(move |c| Ok(Interceptors::new().layer(make(c)?))));
         self
     }
 
@@ -229,11 +191,11 @@ impl Microservice {
         F: Fn(Container) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        self.health.add(name, check);
+        self.readiness.add(name, check);
         self
     }
 
-    /// Adds a startup hook (hooks start in order).
+    /// Adds a startup hook (hooks start in order, before any listener or consumer).
     pub fn on_startup<F, Fut>(mut self, name: &'static str, hook: F) -> Self
     where
         F: Fn(Container) -> Fut + Send + Sync + 'static,
@@ -243,7 +205,7 @@ impl Microservice {
         self
     }
 
-    /// Adds a shutdown hook (hooks stop in reverse order).
+    /// Adds a shutdown hook (hooks stop in reverse order, after every part has drained).
     pub fn on_shutdown<F, Fut>(mut self, name: &'static str, hook: F) -> Self
     where
         F: Fn(Container) -> Fut + Send + Sync + 'static,
@@ -253,94 +215,104 @@ impl Microservice {
         self
     }
 
-    /// Adds a command to the service's CLI (the bus adds `worker` and `declare` this way).
+    /// Adds a command of the service's own to its CLI.
     pub fn command(mut self, command: Command) -> Self {
         self.commands.push(command);
         self
     }
 
-    /// The descriptions of every route, without building anything.
-    pub fn routes(&self) -> impl Iterator<Item = &RouteMeta> {
-        self.controllers.iter().flat_map(Controller::routes)
+    /// The API description (routes, WebSocket messages, exposed types), without building
+    /// anything (no configuration needed).
+    pub fn api(&self) -> ApiDescription {
+        let mut api = ApiDescription::new(self.info.clone());
+        for capability in self.capabilities.iter() {
+            capability.describe(&mut api);
+        }
+        api
     }
 
-    /// The OpenAPI document, without building the container (no configuration needed).
-    pub fn openapi(&self) -> serde_json::Value {
-        let routes: Vec<RouteMeta> = self.routes().cloned().collect();
-        openapi::document(&self.info, &routes)
+    pub(crate) fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     pub(crate) fn take_commands(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.commands)
     }
 
-    /// Builds the container (checking the whole graph and every configuration) and the
-    /// HTTP router.
-    pub async fn build(self) -> Result<App, AppBuildError> {
-        let openapi = self.openapi();
-        let container = self.container.build().await?;
-        let mut api = Router::new();
-        let mut routes = Vec::new();
-        for controller in self.controllers {
-            let (router, metas) = controller.into_router();
-            api = api.merge(router);
-            routes.extend(metas);
-        }
-        for interceptor in self.interceptors {
-            api = interceptor(api, &container).map_err(AppBuildError::Interceptor)?;
-        }
-        #[cfg(feature = "bus")]
-        let bus = crate::bus::AppBus::connect(
-            self.bus_settings
-                .unwrap_or_else(crate::bus::BusSettings::from_env),
-            self.name.clone(),
-            self.message_controllers,
-            self.handler_interceptors,
-        )
-        .await
-        .map_err(AppBuildError::Bus)?;
-        // One `layer` call for the whole framework stack: every extra call re-boxes the routes.
-        let framework = ServiceBuilder::new()
-            .layer(self.trace)
-            .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(UnitOfWorkLayer::new())
-            .layer(ScopeLayer::new(container.clone()));
-        #[cfg(feature = "bus")]
-        let framework = framework.layer(crate::bus::BusLayer::new(bus.bus.clone()));
-        // Inside the unit of work, so a panic is a failed unit that rolls back.
-        api = api.layer(framework.layer(CatchPanicLayer));
-        let spec = Bytes::from(
-            serde_json::to_vec(&openapi).map_err(|e| BuildError::Factory {
-                key: jararaca_di::Key::of::<serde_json::Value>(),
-                source: e.into(),
-            })?,
-        );
-        let router = api
-            .route(
-                "/openapi.json",
-                get(move || {
-                    let spec = spec.clone();
-                    async move { ([(http::header::CONTENT_TYPE, "application/json")], spec) }
-                }),
+    /// Runs `command`, a tool command of one of its capabilities (`declare`, `openapi`).
+    pub async fn run_tool(
+        &self,
+        command: &str,
+        matches: &clap::ArgMatches,
+    ) -> Result<(), BoxError> {
+        let api = self.api();
+        let (owner, _) = self
+            .capabilities
+            .command_owner(command)
+            .ok_or_else(|| format!("no capability of {} has a command `{command}`", self.name))?;
+        owner
+            .run_tool(
+                command,
+                matches,
+                ToolContext {
+                    service: &self.name,
+                    description: &api,
+                },
             )
-            .merge(crate::http::docs_router(&self.info.title))
-            .merge(crate::http::health_router(self.health, container.clone()));
-        let router = match self.router_factory {
-            Some(factory) => factory(router),
-            None => router,
-        };
-        Ok(App {
-            inner: Arc::new(AppInner {
-                name: self.name,
-                container,
-                router,
-                routes,
-                openapi,
-                #[cfg(feature = "bus")]
-                bus,
-            }),
-        })
+            .await
+    }
+
+    /// Builds the container (checking the whole graph and every configuration) and every
+    /// capability, without a role (for tests and embedding: `app.router()`, `app.worker()`).
+    pub async fn build(self) -> Result<App, AppBuildError> {
+        self.build_inner(None).await
+    }
+
+    /// Builds it to run in `role` ([`App::run`]): capabilities read the role's arguments
+    /// (`worker --broker-url`, say).
+    pub async fn build_for(self, role: Role) -> Result<App, AppBuildError> {
+        self.build_inner(Some(role)).await
+    }
+
+    async fn build_inner(self, role: Option<Role>) -> Result<App, AppBuildError> {
+        let description = Arc::new(self.api());
+        let mut capabilities = self.capabilities;
+        let mut container = Some(self.container);
+        let mut readiness = self.readiness;
+        for capability in capabilities.iter_mut() {
+            let mut cx =
+                SetupContext::new(&self.name, role.as_ref(), &mut container, &mut readiness);
+            capability
+                .setup(&mut cx)
+                .map_err(|source| AppBuildError::Capability {
+                    name: capability.name(),
+                    source,
+                })?;
+        }
+        let container = container.unwrap_or_else(Container::builder).build().await?;
+        let mut interceptors = Interceptors::new();
+        for make in self.interceptors {
+            interceptors =
+                interceptors.extend(make(&container).map_err(AppBuildError::Interceptor)?);
+        }
+        let service: Arc<str> = Arc::from(self.name.as_str());
+        let mut parts = Vec::new();
+        for capability in capabilities.into_vec() {
+            let name = capability.name();
+            let part = capability
+                .build(BuildContext {
+                    service: Arc::clone(&service),
+                    container: container.clone(),
+                    interceptors: interceptors.clone(),
+                    role: role.clone(),
+                    readiness: readiness.clone(),
+                    description: Arc::clone(&description),
+                })
+                .await
+                .map_err(|source| AppBuildError::Capability { name, source })?;
+            parts.push((name, part));
+        }
+        Ok(App::new(self.name, container, description, role, parts))
     }
 }
 
@@ -354,98 +326,13 @@ pub enum AppBuildError {
     /// An interceptor made from the container failed.
     #[error("an interceptor could not be made: {0}")]
     Interceptor(#[source] BoxError),
-    /// The OpenAPI document could not be serialized.
-    #[error("the OpenAPI document could not be serialized: {0}")]
-    OpenApi(#[source] serde_json::Error),
-    /// The message bus could not be set up (a bad `BROKER_URL`, Redis unreachable).
-    #[cfg(feature = "bus")]
-    #[error("the message bus cannot be set up: {0}")]
-    Bus(#[source] crate::bus::BusError),
-}
-
-/// A request id of 32 random hex digits, unless the client sent `x-request-id`.
-#[derive(Debug, Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        http::HeaderValue::from_bytes(&crate::http::hex::<16, 32>(
-            fastrand::u128(..).to_be_bytes(),
-        ))
-        .ok()
-        .map(RequestId::new)
-    }
-}
-
-/// A built service: its container (singletons ready) and its HTTP router.
-#[derive(Clone)]
-pub struct App {
-    inner: Arc<AppInner>,
-}
-
-struct AppInner {
-    name: String,
-    container: Container,
-    router: Router,
-    routes: Vec<RouteMeta>,
-    openapi: serde_json::Value,
-    #[cfg(feature = "bus")]
-    bus: crate::bus::AppBus,
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
-            .field("name", &self.inner.name)
-            .field("container", &self.inner.container)
-            .field("routes", &self.inner.routes.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl App {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// The container, singletons built.
-    pub fn container(&self) -> &Container {
-        &self.inner.container
-    }
-
-    /// The HTTP router, ready for `axum::serve` or any hyper server (or `oneshot` in tests).
-    pub fn router(&self) -> Router {
-        self.inner.router.clone()
-    }
-
-    /// Every route's description.
-    pub fn routes(&self) -> &[RouteMeta] {
-        &self.inner.routes
-    }
-
-    /// The OpenAPI 3.1 document.
-    pub fn openapi(&self) -> &serde_json::Value {
-        &self.inner.openapi
-    }
-
-    /// The bus, to publish outside a unit of work (feature `bus`).
-    #[cfg(feature = "bus")]
-    pub fn bus(&self) -> &crate::bus::Bus {
-        &self.inner.bus.bus
-    }
-
-    /// Whether messages stay in this process (no `BROKER_URL`): then `server` runs the
-    /// handlers too.
-    #[cfg(feature = "bus")]
-    pub fn bus_in_memory(&self) -> bool {
-        self.inner.bus.is_in_memory()
-    }
-
-    /// A worker running every message handler (feature `bus`); see
-    /// [`Worker::run`](crate::bus::Worker::run).
-    #[cfg(feature = "bus")]
-    pub fn worker(&self) -> crate::bus::Worker {
-        self.inner.bus.worker(&self.inner.container)
-    }
+    /// A capability could not be set up or built (duplicate routes, a bad `BROKER_URL`, …).
+    #[error("{name}: {source}")]
+    Capability {
+        /// The capability.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
 }

@@ -135,7 +135,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use crate::Microservice;
-    use crate::http::{Controller, Json};
+    use crate::http::{Controller, HttpApp, Json};
 
     async fn hello() -> Json<String> {
         Json("hello".into())

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use jararaca::bus::{Delivery, Message, MessageController, MessageKind};
+use jararaca::bus::{Delivery, Message, MessageBus, MessageController, MessageKind};
 use jararaca::{BoxError, Microservice};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
@@ -24,9 +24,8 @@ async fn on_ping(_ping: Ping, _delivery: Delivery) -> Result<(), BoxError> {
 }
 
 fn service(name: &str) -> Microservice {
-    Microservice::new(name).message_controller(
-        MessageController::new("Pings").handler::<Ping, _, _>("on_ping", on_ping),
-    )
+    Microservice::new(name)
+        .controller(MessageController::new("Pings").handler::<Ping, _, _>("on_ping", on_ping))
 }
 
 async fn declare(name: &str, url: &str, extra: &[&str]) -> ExitCode {
@@ -43,7 +42,13 @@ async fn declare_is_idempotent_reports_conflicts_and_force_recreates() {
     let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "declare").await;
     let name = namespace.exchange().to_owned();
     let url = namespace.broker_url();
-    let queue = service(&name).bus_topology().queues[0].name.clone();
+    let queue = service(&name)
+        .get_capability::<MessageBus>()
+        .unwrap()
+        .topology(&name)
+        .queues[0]
+        .name
+        .clone();
     assert_eq!(queue, format!("jararaca_test.ping.{name}.Pings.on_ping"));
 
     let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())

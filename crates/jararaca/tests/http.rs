@@ -1,5 +1,6 @@
 //! The HTTP microservice through its router (oneshot) and over a real socket.
 
+use jararaca::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -7,8 +8,8 @@ use std::time::Duration;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use jararaca::http::{ApiError, Controller, Json, Path, Query};
-use jararaca::{Microservice, UnitOfWork};
+use jararaca::http::{ApiError, Controller, Http, Json, Path, Query, RouterFactory};
+use jararaca::{Envelope, Microservice, Unit, UnitOfWork};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -141,15 +142,14 @@ async fn errors_have_their_status_and_leak_nothing_and_panics_do_not_kill_the_se
     assert_eq!(status, StatusCode::OK, "still serving after a panic");
 }
 
-/// An interceptor: counts requests, and checks it runs inside the unit of work.
+/// An interceptor: counts units, and checks it runs inside the unit of work.
 fn count_layer(
     count: Arc<AtomicUsize>,
-) -> tower::util::MapRequestLayer<impl Fn(axum::extract::Request) -> axum::extract::Request + Clone>
-{
-    tower::util::MapRequestLayer::new(move |req: axum::extract::Request| {
-        assert!(req.extensions().get::<UnitOfWork>().is_some());
+) -> tower::util::MapRequestLayer<impl Fn(Unit) -> Unit + Clone> {
+    tower::util::MapRequestLayer::new(move |unit: Unit| {
+        assert!(unit.extensions().get::<UnitOfWork>().is_some());
         count.fetch_add(1, Ordering::SeqCst);
-        req
+        unit
     })
 }
 
@@ -168,7 +168,9 @@ async fn interceptors_apply_to_every_controller_and_the_router_factory_customise
         .controller(Controller::new("First", "/first").get("/", first))
         .controller(Controller::new("Second", "/second").get("/", second))
         .interceptor(count_layer(Arc::clone(&count)))
-        .router_factory(|router| axum::Router::new().nest("/api", router)))
+        .with(RouterFactory::new(|router| {
+            axum::Router::new().nest("/api", router)
+        })))
     .await;
     for uri in ["/api/first", "/api/second"] {
         let response = router.clone().oneshot(get(uri)).await.unwrap();
@@ -200,7 +202,9 @@ async fn interceptors_apply_to_every_controller_and_the_router_factory_customise
 
 #[tokio::test]
 async fn readiness_reports_the_failing_check() {
+    // A service without controllers serves health and docs once it has the HTTP capability.
     let router = app(Microservice::new("t")
+        .capability(Http::default())
         .readiness_check("database", |_| async { Ok(()) })
         .readiness_check("broker", |_| async { Err("connection refused".into()) }))
     .await;
@@ -298,7 +302,7 @@ async fn the_openapi_document_describes_every_route_from_its_registration() {
 
 #[tokio::test]
 async fn the_docs_page_is_served_from_the_binary() {
-    let router = app(Microservice::new("t")).await;
+    let router = app(Microservice::new("t").capability(Http::default())).await;
     let response = router.clone().oneshot(get("/docs")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let html = String::from_utf8(

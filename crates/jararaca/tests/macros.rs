@@ -1,5 +1,6 @@
 //! `#[controller]` and `#[derive(Injectable)]` through the facade alone.
 
+use jararaca::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,7 +59,9 @@ async fn the_controller_macro_builds_named_routes_with_layers_and_injects_self()
         })
         .controller(CounterController::controller());
     let routes: Vec<(String, String, String, Option<String>)> = service
-        .routes()
+        .api()
+        .routes
+        .iter()
         .map(|r| {
             (
                 r.method.to_string(),
@@ -80,7 +83,13 @@ async fn the_controller_macro_builds_named_routes_with_layers_and_injects_self()
             ("GET".into(), "/counter".into(), "read".into(), None),
         ]
     );
-    assert!(service.routes().all(|r| r.controller == "Counting"));
+    assert!(
+        service
+            .api()
+            .routes
+            .iter()
+            .all(|r| r.controller == "Counting")
+    );
 
     let app = service.build().await.unwrap();
     let response = app

@@ -6,8 +6,9 @@
 //! Creating a task publishes `task.created` once the task is committed, and the
 //! `TasksWorker` handler consumes it: in the same process on the in-memory broker when no
 //! `BROKER_URL` is set (`server` runs the handlers too), or through RabbitMQ with
-//! `BROKER_URL` and `BACKEND_URL` (`server` publishes, `worker` consumes). The `AuditLayer`
-//! interceptor is written once and wraps both the routes and the handler.
+//! `BROKER_URL` and `BACKEND_URL` (`server` publishes, `worker` consumes). The interceptors —
+//! `AuditLayer` and the database transaction — are stacked once and wrap both the routes and
+//! the handler.
 //!
 //! It keeps its tasks in SQLite by default (in memory; `DATABASE_URL=sqlite://tasks.db?mode=rwc`
 //! keeps them in a file) and in PostgreSQL when `DATABASE_URL` points there. The schema is
@@ -23,6 +24,7 @@ use jararaca::{BoxError, Microservice};
 use jararaca_query::{Db, TransactionLayer};
 use serde::Deserialize;
 use sqlx::migrate::Migrator;
+use tower::ServiceBuilder;
 
 pub use audit::{AuditLayer, UnitsSeen};
 pub use events::{CreatedTasks, TaskCreated};
@@ -74,9 +76,13 @@ pub fn service() -> Microservice {
                 .injectable::<TasksController>()
         })
         .controller(TasksController::controller())
-        .message_controller(events::worker())
-        .unit_interceptor(AuditLayer)
-        .interceptor_with(|c| Ok(TransactionLayer::new((*c.get::<Db>()?).clone())))
+        .controller(events::worker())
+        // One stack, given once, around every route and every message handler.
+        .interceptor_with(|c| {
+            Ok(ServiceBuilder::new()
+                .layer(AuditLayer)
+                .layer(TransactionLayer::new((*c.get::<Db>()?).clone())))
+        })
         .readiness_check(
             "database",
             |c| async move { Ok(c.get::<Db>()?.ping().await?) },

@@ -7,7 +7,7 @@ use jararaca::http::{ApiError, Created, Json, NoContent, Path, Query};
 use jararaca::{Injectable, controller};
 use jararaca_query::{
     Column, ColumnType, CrudOperations, Entity, Fields, Paginated, PaginatedFilter, QueryError,
-    QueryOperations,
+    QueryOperations, Session,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -72,16 +72,11 @@ pub struct UpdateTask {
 }
 
 /// The tasks API. Every query runs in the unit of work's transaction (the
-/// `TransactionLayer`), reached here through `CrudOperations::new()`.
+/// `TransactionLayer`), which handlers take as their `Session` argument; database errors
+/// answer with their own status (`QueryError`: a bad filter 422, a missing task 404).
 #[derive(Debug, Injectable)]
 pub struct TasksController {
     config: Arc<AppConfig>,
-}
-
-/// Query errors keep their status: a bad filter is a 422, a missing task a 404, and a
-/// database failure a 500 that reveals nothing.
-fn db(error: QueryError) -> ApiError {
-    ApiError::from_status(error.status(), error)
 }
 
 /// What clients may sort and filter by.
@@ -92,11 +87,16 @@ fn listing() -> QueryOperations<Task> {
 #[controller("/tasks")]
 impl TasksController {
     #[post("/", summary = "Create a task")]
-    async fn create_task(&self, Json(new): Json<CreateTask>) -> Result<Created<Task>, ApiError> {
+    async fn create_task(
+        &self,
+        session: Session,
+        Json(new): Json<CreateTask>,
+    ) -> Result<Created<Task>, ApiError> {
+        // Counting and creating can only fail in the database here: a 500 either way.
         let count = listing()
+            .on(session.clone())
             .query(&PaginatedFilter::page(0, 1))
-            .await
-            .map_err(db)?
+            .await?
             .unpaginated_total;
         if usize::try_from(count).unwrap_or(usize::MAX) >= self.config.max_tasks {
             return Err(ApiError::conflict(format!(
@@ -113,62 +113,58 @@ impl TasksController {
             created_at: now,
             updated_at: now,
         };
-        let task = CrudOperations::<Task>::new()
-            .create(&task)
-            .await
-            .map_err(db)?;
+        let task = CrudOperations::<Task>::on(session).create(&task).await?;
         // Staged in this request's unit of work: sent only after the row is committed.
         TaskCreated {
             id: task.id,
             title: task.title.clone(),
         }
         .publish()
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         Ok(Created(task))
     }
 
-    /// `?page=0&page_size=10&sort_models=[…]&filter_models=[…]` (MUI DataGrid models).
+    /// `?page=0&page_size=10&sort_models=[…]&filter_models=[…]` (MUI DataGrid models). A
+    /// bad sort or filter is a 422 naming the fields allowed.
     #[get("/", summary = "List tasks a page at a time, sorted and filtered")]
     async fn list_tasks(
+        session: Session,
         Query(filter): Query<PaginatedFilter>,
-    ) -> Result<Json<Paginated<Task>>, ApiError> {
-        Ok(Json(listing().query(&filter).await.map_err(db)?))
+    ) -> Result<Json<Paginated<Task>>, QueryError> {
+        Ok(Json(listing().on(session).query(&filter).await?))
     }
 
     #[get("/{id}", summary = "Get a task")]
-    async fn get_task(Path(id): Path<Uuid>) -> Result<Json<Task>, ApiError> {
-        Ok(Json(
-            CrudOperations::<Task>::new().get(id).await.map_err(db)?,
-        ))
+    async fn get_task(session: Session, Path(id): Path<Uuid>) -> Result<Json<Task>, QueryError> {
+        Ok(Json(CrudOperations::<Task>::on(session).get(id).await?))
     }
 
     #[put("/{id}", summary = "Replace a task")]
     async fn update_task(
+        session: Session,
         Path(id): Path<Uuid>,
         Json(update): Json<UpdateTask>,
-    ) -> Result<Json<Task>, ApiError> {
-        let tasks = CrudOperations::<Task>::new();
-        let task = tasks.get(id).await.map_err(db)?;
+    ) -> Result<Json<Task>, QueryError> {
+        let tasks = CrudOperations::<Task>::on(session);
+        let task = tasks.get(id).await?;
         let task = Task {
             title: update.title,
             description: update.description,
             done: update.done,
             ..task
         };
-        Ok(Json(tasks.update(&task).await.map_err(db)?))
+        Ok(Json(tasks.update(&task).await?))
     }
 
     #[delete("/{id}", summary = "Delete a task")]
-    async fn delete_task(Path(id): Path<Uuid>) -> Result<NoContent, ApiError> {
-        if CrudOperations::<Task>::new()
-            .delete_by_id(id)
-            .await
-            .map_err(db)?
-        {
+    async fn delete_task(session: Session, Path(id): Path<Uuid>) -> Result<NoContent, QueryError> {
+        if CrudOperations::<Task>::on(session).delete_by_id(id).await? {
             Ok(NoContent)
         } else {
-            Err(ApiError::not_found(format!("task {id} not found")))
+            Err(QueryError::NotFound {
+                entity: Task::TABLE,
+                id,
+            })
         }
     }
 }

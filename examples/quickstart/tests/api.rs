@@ -4,6 +4,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jararaca::UnitKind;
+use jararaca::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

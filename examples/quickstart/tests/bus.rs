@@ -1,13 +1,14 @@
 //! Creating a task publishes `task.created` after the commit, and `TasksWorker` handles it:
 //! on the in-process broker, and on RabbitMQ + Redis.
 
+use jararaca::prelude::*;
 use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jararaca::UnitKind;
-use jararaca::bus::{BrokerUrl, BusSettings, declare};
+use jararaca::bus::{BrokerUrl, BusSettings, MessageBus, declare};
 use quickstart::{CreatedTasks, UnitsSeen};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -28,9 +29,13 @@ async fn create(router: &axum::Router, title: &str) -> Uuid {
 /// Runs the service's worker while `check` creates tasks, then stops it.
 async fn with_worker(app: jararaca::App, check: impl AsyncFnOnce(&jararaca::App)) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(app.worker().run(async move {
-        let _ = stopped.await;
-    }));
+    let worker = tokio::spawn(
+        app.worker()
+            .expect("the service has a bus")
+            .run(async move {
+                let _ = stopped.await;
+            }),
+    );
     check(&app).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(30), worker)
@@ -43,7 +48,7 @@ async fn with_worker(app: jararaca::App, check: impl AsyncFnOnce(&jararaca::App)
 #[tokio::test]
 async fn a_created_task_is_handled_in_process_without_a_broker() {
     let app = quickstart::service()
-        .bus_settings(BusSettings::default())
+        .with(BusSettings::default())
         .build()
         .await
         .unwrap();
@@ -71,11 +76,14 @@ async fn a_created_task_is_handled_through_rabbitmq_and_redis() {
     };
     let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "quickstart").await;
     let broker_url = namespace.broker_url();
-    let service = quickstart::service().bus_settings(BusSettings {
+    let service = quickstart::service().with(BusSettings {
         broker_url: Some(broker_url.clone()),
         backend_url: Some(redis),
     });
-    let topology = service.bus_topology();
+    let topology = service
+        .get_capability::<MessageBus>()
+        .unwrap()
+        .topology(service.name());
     let url = BrokerUrl::parse(&broker_url).unwrap();
     declare(&url, &topology, false).await.unwrap();
     let app = service.build().await.unwrap();

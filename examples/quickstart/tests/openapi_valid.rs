@@ -57,7 +57,11 @@ fn the_openapi_document_is_valid_openapi_3_1() {
         Err(reason) => return skip_or_fail(format!("no OpenAPI validator: {reason}")),
     };
     let spec = Path::new(env!("CARGO_TARGET_TMPDIR")).join("quickstart-openapi.json");
-    std::fs::write(&spec, quickstart::service().openapi().to_string()).unwrap();
+    std::fs::write(
+        &spec,
+        jararaca::http::openapi::document(&quickstart::service().api()).to_string(),
+    )
+    .unwrap();
     let output = Command::new(&python)
         .args([
             "-c",

@@ -162,7 +162,9 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     namespace
         .cleanup(
             quickstart::service()
-                .bus_topology()
+                .get_capability::<jararaca::bus::MessageBus>()
+                .expect("the quick start has a bus")
+                .topology("tasks")
                 .queues
                 .into_iter()
                 .map(|q| q.name),

@@ -13,8 +13,14 @@ pub trait Outcome: Sized + Send + 'static {
     /// Whether the unit succeeded.
     fn is_success(&self) -> bool;
 
+    /// A failure made from nothing but its cause: a panic, a timeout, an interceptor's
+    /// refusal.
+    fn failure(error: BoxError) -> Self;
+
     /// The failure to report instead, when the unit could not be committed.
-    fn into_failure(self, error: BoxError) -> Self;
+    fn into_failure(self, error: BoxError) -> Self {
+        Self::failure(error)
+    }
 }
 
 impl<B> Outcome for Result<http::Response<B>, Infallible>
@@ -28,9 +34,9 @@ where
         }
     }
 
-    fn into_failure(self, error: BoxError) -> Self {
-        // The cause is logged where the commit failed; the client learns nothing internal.
-        tracing::debug!(%error, "unit of work failed after the handler succeeded");
+    fn failure(error: BoxError) -> Self {
+        // The cause is logged where it happened; the client learns nothing internal.
+        tracing::debug!(%error, "unit of work failed");
         let mut response = http::Response::new(B::from(r#"{"detail":"Internal Server Error"}"#));
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response.headers_mut().insert(
@@ -46,7 +52,7 @@ impl<T: Send + 'static> Outcome for Result<T, BoxError> {
         self.is_ok()
     }
 
-    fn into_failure(self, error: BoxError) -> Self {
+    fn failure(error: BoxError) -> Self {
         Err(error)
     }
 }

@@ -6,21 +6,12 @@ use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::meta::{ErrorBody, ParamLocation, RouteMeta, TypeInfo};
+use jararaca_api::{ApiDescription, ErrorBody, ParamLocation, RouteMeta, TypeInfo};
 
-/// The document's `info` section.
-#[derive(Debug, Clone)]
-pub struct ApiInfo {
-    /// The API's title (the service name by default).
-    pub title: String,
-    /// The API's version.
-    pub version: String,
-    /// A longer description, in CommonMark.
-    pub description: Option<String>,
-}
-
-/// Builds the OpenAPI 3.1 document describing `routes`.
-pub fn document(info: &ApiInfo, routes: &[RouteMeta]) -> Value {
+/// Builds the OpenAPI 3.1 document of `api`.
+pub fn document(api: &ApiDescription) -> Value {
+    let info = &api.info;
+    let routes = &api.routes;
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();

@@ -106,8 +106,8 @@ impl Default for TraceLayer {
 }
 
 impl TraceLayer {
-    /// Spans at `DEBUG`: present when the log filter enables them for `jararaca::http`
-    /// (`RUST_LOG=info,jararaca::http=debug`) or an OpenTelemetry layer asks for them, and free
+    /// Spans at `DEBUG`: present when the log filter enables them for `jararaca_http`
+    /// (`RUST_LOG=info,jararaca_http=debug`) or an OpenTelemetry layer asks for them, and free
     /// otherwise. The `traceparent` is continued and echoed either way.
     pub fn new() -> Self {
         Self {

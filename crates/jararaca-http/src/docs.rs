@@ -6,8 +6,8 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use http::header;
 
-const BUNDLE_JS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
-const CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css");
+const BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
 
 fn page(title: &str) -> String {
     let title = title

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::BoxError;
+use jararaca_di::BoxError;
 
 /// An error answered with its status and a JSON body `{"detail": …}`, the reference's shape.
 ///
@@ -16,7 +16,7 @@ use crate::BoxError;
 /// the cause is logged, never sent.
 ///
 /// ```
-/// use jararaca::http::ApiError;
+/// use jararaca_http::ApiError;
 ///
 /// fn find(id: u32) -> Result<&'static str, ApiError> {
 ///     if id == 1 { Ok("one") } else { Err(ApiError::not_found(format!("task {id} not found"))) }

@@ -1,88 +1,14 @@
-//! Route metadata kept at run time: what each route takes and returns, for OpenAPI and the
-//! TypeScript client, read from the handler's own signature.
+//! Routes: what each one takes and returns, read from the handler's own signature through
+//! [`RouteInput`] and [`RouteOutput`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt;
 use std::future::Future;
 
 use http::{Method, StatusCode};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use ts_rs::TS;
 
-/// A Rust type that appears in the API, with the means to describe it as JSON Schema and as
-/// TypeScript.
-#[derive(Clone, Copy)]
-pub struct TypeInfo {
-    rust_name: fn() -> &'static str,
-    schema: fn(&mut SchemaGenerator) -> Schema,
-    ts_name: fn(&ts_rs::Config) -> String,
-    ts_declarations: fn(&ts_rs::Config, &mut BTreeMap<String, String>),
-}
-
-impl fmt::Debug for TypeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str((self.rust_name)())
-    }
-}
-
-impl TypeInfo {
-    /// The description of `T`.
-    pub fn of<T: JsonSchema + TS + 'static>() -> Self {
-        Self {
-            rust_name: std::any::type_name::<T>,
-            schema: |generator| generator.subschema_for::<T>(),
-            ts_name: |cfg| T::name(cfg),
-            ts_declarations: collect_declarations::<T>,
-        }
-    }
-
-    /// The Rust type's full name.
-    pub fn rust_name(&self) -> &'static str {
-        (self.rust_name)()
-    }
-
-    /// Its JSON Schema (a `$ref` into the generator's definitions for named types).
-    pub fn schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        (self.schema)(generator)
-    }
-
-    /// Its TypeScript type expression, e.g. `Array<Task>`.
-    pub fn ts_name(&self, cfg: &ts_rs::Config) -> String {
-        (self.ts_name)(cfg)
-    }
-
-    /// Adds the TypeScript declarations of the type and everything it refers to, by name.
-    pub fn ts_declarations(&self, cfg: &ts_rs::Config, out: &mut BTreeMap<String, String>) {
-        (self.ts_declarations)(cfg, out)
-    }
-}
-
-fn collect_declarations<T: TS + 'static + ?Sized>(
-    cfg: &ts_rs::Config,
-    out: &mut BTreeMap<String, String>,
-) {
-    struct Visitor<'a> {
-        cfg: &'a ts_rs::Config,
-        out: &'a mut BTreeMap<String, String>,
-    }
-    impl ts_rs::TypeVisitor for Visitor<'_> {
-        fn visit<U: TS + 'static + ?Sized>(&mut self) {
-            collect_declarations::<U>(self.cfg, self.out);
-        }
-    }
-    // Only derived types have a declaration (and an output path); built-ins are inlined.
-    if T::output_path().is_some() {
-        let ident = <T::WithoutGenerics as TS>::ident(cfg);
-        if out.contains_key(&ident) {
-            return;
-        }
-        out.insert(ident, <T::WithoutGenerics as TS>::decl(cfg));
-    }
-    let mut visitor = Visitor { cfg, out };
-    T::visit_dependencies(&mut visitor);
-    T::visit_generics(&mut visitor);
-}
+use crate::TypeInfo;
 
 /// Where a parameter comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +65,8 @@ pub struct RouteMeta {
 }
 
 impl RouteMeta {
-    pub(crate) fn new(method: Method) -> Self {
+    /// A route for `method` with nothing described yet.
+    pub fn new(method: Method) -> Self {
         Self {
             method,
             path: String::new(),
@@ -219,99 +146,26 @@ impl_handler_meta!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
 impl_handler_meta!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 impl_handler_meta!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
 
-// Inputs.
-
-impl<T: JsonSchema + TS + 'static> RouteInput for super::Json<T> {
-    fn describe(route: &mut RouteMeta) {
-        route.body = Some(TypeInfo::of::<T>());
-    }
-}
-
-impl<T: JsonSchema + TS + 'static> RouteInput for super::Path<T> {
-    fn describe(route: &mut RouteMeta) {
-        route.params.push(ParamsMeta {
-            location: ParamLocation::Path,
-            ty: TypeInfo::of::<T>(),
-            header: None,
-        });
-    }
-}
-
-impl<T: JsonSchema + TS + 'static> RouteInput for super::Query<T> {
-    fn describe(route: &mut RouteMeta) {
-        route.params.push(ParamsMeta {
-            location: ParamLocation::Query,
-            ty: TypeInfo::of::<T>(),
-            header: None,
-        });
-    }
-}
+// What the HTTP types and the standard library contribute: nothing that belongs in the
+// API contract. The extractors of the other crates describe themselves where they are
+// defined.
 
 macro_rules! silent_input {
     ($($ty:ty),* $(,)?) => {$(impl RouteInput for $ty {})*};
 }
 
 silent_input!(
-    jararaca_di::UnitOfWork,
-    jararaca_di::Scope,
-    jararaca_di::Container,
     http::HeaderMap,
     http::Method,
     http::Uri,
+    http::Extensions,
     http::request::Parts,
-    axum::extract::Request,
-    axum::extract::MatchedPath,
-    axum::extract::OriginalUri,
     String,
     bytes::Bytes,
 );
 
-impl<T: ?Sized> RouteInput for jararaca_di::Inject<T> {}
-impl<T> RouteInput for axum::extract::State<T> {}
-impl<T> RouteInput for axum::extract::Extension<T> {}
+impl<B> RouteInput for http::Request<B> {}
 impl<T: RouteInput> RouteInput for Option<T> {}
-
-// Outputs.
-
-impl<T: JsonSchema + TS + 'static> RouteOutput for super::Json<T> {
-    fn describe(route: &mut RouteMeta) {
-        route.responses.push(ResponseMeta {
-            status: Some(StatusCode::OK),
-            body: Some(TypeInfo::of::<T>()),
-            content_type: None,
-        });
-    }
-}
-
-impl<T: JsonSchema + TS + 'static> RouteOutput for super::Created<T> {
-    fn describe(route: &mut RouteMeta) {
-        route.responses.push(ResponseMeta {
-            status: Some(StatusCode::CREATED),
-            body: Some(TypeInfo::of::<T>()),
-            content_type: None,
-        });
-    }
-}
-
-impl RouteOutput for super::NoContent {
-    fn describe(route: &mut RouteMeta) {
-        route.responses.push(ResponseMeta {
-            status: Some(StatusCode::NO_CONTENT),
-            body: None,
-            content_type: None,
-        });
-    }
-}
-
-impl<T: JsonSchema + TS + 'static> RouteOutput for (StatusCode, super::Json<T>) {
-    fn describe(route: &mut RouteMeta) {
-        route.responses.push(ResponseMeta {
-            status: None,
-            body: Some(TypeInfo::of::<T>()),
-            content_type: None,
-        });
-    }
-}
 
 impl<T: RouteOutput, E: RouteOutput> RouteOutput for Result<T, E> {
     fn describe(route: &mut RouteMeta) {
@@ -320,15 +174,13 @@ impl<T: RouteOutput, E: RouteOutput> RouteOutput for Result<T, E> {
     }
 }
 
-/// The error body `{"detail": …}`, documented as the `default` response.
-impl RouteOutput for super::ApiError {
+/// A status chosen at run time with a body: documented as the `default` response.
+impl<T: RouteOutput> RouteOutput for (StatusCode, T) {
     fn describe(route: &mut RouteMeta) {
-        if !route.responses.iter().any(|r| r.status.is_none()) {
-            route.responses.push(ResponseMeta {
-                status: None,
-                body: Some(TypeInfo::of::<ErrorBody>()),
-                content_type: None,
-            });
+        let before = route.responses.len();
+        T::describe(route);
+        for response in &mut route.responses[before..] {
+            response.status = None;
         }
     }
 }
@@ -370,7 +222,19 @@ macro_rules! text_output {
 text_output!(String, &'static str);
 
 /// A response the handler builds itself; nothing can be said of it statically.
-impl RouteOutput for axum::response::Response {}
+impl<B> RouteOutput for http::Response<B> {}
+
+/// The error body `{"detail": …}` as the `default` response, once: for error types that
+/// answer with [`ErrorBody`] (the HTTP crate's `ApiError`, the query crate's `QueryError`).
+pub fn describe_error_response(route: &mut RouteMeta) {
+    if !route.responses.iter().any(|r| r.status.is_none()) {
+        route.responses.push(ResponseMeta {
+            status: None,
+            body: Some(TypeInfo::of::<ErrorBody>()),
+            content_type: None,
+        });
+    }
+}
 
 /// The JSON body of every error response: `{"detail": …}` with a message or a list of
 /// field errors.

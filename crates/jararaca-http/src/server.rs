@@ -1,4 +1,4 @@
-//! Serving an [`App`] over HTTP with graceful shutdown.
+//! Serving a router or an [`App`]'s HTTP part with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::{App, BoxError};
+use jararaca_di::{App, BoxError};
+
+use crate::HttpApp;
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +40,11 @@ pub async fn serve(app: App, addr: SocketAddr, grace: Duration) -> Result<(), Se
     serve_with(app, listener, shutdown_signal(), grace).await
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; see [`serve`].
+/// Serves `app`'s routes on `listener` until `shutdown` completes; see [`serve`].
 ///
 /// Startup hooks run before the first request is accepted; shutdown hooks run after the last
-/// request finished (or the grace period ran out).
+/// request finished (or the grace period ran out). Only the HTTP part runs: to run every
+/// capability of the service in one role, use [`App::run`].
 pub async fn serve_with(
     app: App,
     listener: TcpListener,
@@ -52,8 +55,24 @@ pub async fn serve_with(
         .startup()
         .await
         .map_err(ServeError::Startup)?;
+    let result = serve_router(app.router(), listener, shutdown, grace).await;
+    if let Err(error) = app.container().shutdown().await {
+        tracing::error!(%error, "shutdown hooks failed");
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish for up to `grace` before closing what remains.
+pub async fn serve_router(
+    router: axum::Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
-    tracing::info!(service = app.name(), %local, "listening");
+    tracing::info!(%local, "listening");
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -62,7 +81,7 @@ pub async fn serve_with(
         let _ = signalled_tx.send(());
     };
     let mut server = tokio::spawn(
-        axum::serve(listener, app.router())
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .into_future(),
     );
@@ -80,37 +99,7 @@ pub async fn serve_with(
             Ok(())
         }
     };
-    if let Err(error) = app.container().shutdown().await {
-        tracing::error!(%error, "shutdown hooks failed");
-    }
-    tracing::info!("stopped");
     result.map_err(ServeError::Io)
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
+pub use jararaca_di::app::shutdown_signal;

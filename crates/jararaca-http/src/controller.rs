@@ -12,7 +12,7 @@ use http::Method;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::meta::{HandlerMeta, RouteMeta};
+use jararaca_api::{HandlerMeta, RouteMeta};
 
 type RouterLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
 
@@ -144,7 +144,7 @@ fn handler_name<H>() -> String {
 /// ([`Inject<T>`](jararaca_di::Inject)); the controller only groups and names them.
 ///
 /// ```
-/// use jararaca::http::{Controller, Json};
+/// use jararaca_http::{Controller, Json};
 ///
 /// async fn list() -> Json<Vec<String>> {
 ///     Json(vec!["write docs".into()])

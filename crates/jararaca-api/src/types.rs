@@ -1,0 +1,80 @@
+//! [`TypeInfo`]: a Rust type of the API with its JSON Schema and its TypeScript.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use ts_rs::TS;
+/// A Rust type that appears in the API, with the means to describe it as JSON Schema and as
+/// TypeScript.
+#[derive(Clone, Copy)]
+pub struct TypeInfo {
+    rust_name: fn() -> &'static str,
+    schema: fn(&mut SchemaGenerator) -> Schema,
+    ts_name: fn(&ts_rs::Config) -> String,
+    ts_declarations: fn(&ts_rs::Config, &mut BTreeMap<String, String>),
+}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str((self.rust_name)())
+    }
+}
+
+impl TypeInfo {
+    /// The description of `T`.
+    pub fn of<T: JsonSchema + TS + 'static>() -> Self {
+        Self {
+            rust_name: std::any::type_name::<T>,
+            schema: |generator| generator.subschema_for::<T>(),
+            ts_name: |cfg| T::name(cfg),
+            ts_declarations: collect_declarations::<T>,
+        }
+    }
+
+    /// The Rust type's full name.
+    pub fn rust_name(&self) -> &'static str {
+        (self.rust_name)()
+    }
+
+    /// Its JSON Schema (a `$ref` into the generator's definitions for named types).
+    pub fn schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        (self.schema)(generator)
+    }
+
+    /// Its TypeScript type expression, e.g. `Array<Task>`.
+    pub fn ts_name(&self, cfg: &ts_rs::Config) -> String {
+        (self.ts_name)(cfg)
+    }
+
+    /// Adds the TypeScript declarations of the type and everything it refers to, by name.
+    pub fn ts_declarations(&self, cfg: &ts_rs::Config, out: &mut BTreeMap<String, String>) {
+        (self.ts_declarations)(cfg, out)
+    }
+}
+
+fn collect_declarations<T: TS + 'static + ?Sized>(
+    cfg: &ts_rs::Config,
+    out: &mut BTreeMap<String, String>,
+) {
+    struct Visitor<'a> {
+        cfg: &'a ts_rs::Config,
+        out: &'a mut BTreeMap<String, String>,
+    }
+    impl ts_rs::TypeVisitor for Visitor<'_> {
+        fn visit<U: TS + 'static + ?Sized>(&mut self) {
+            collect_declarations::<U>(self.cfg, self.out);
+        }
+    }
+    // Only derived types have a declaration (and an output path); built-ins are inlined.
+    if T::output_path().is_some() {
+        let ident = <T::WithoutGenerics as TS>::ident(cfg);
+        if out.contains_key(&ident) {
+            return;
+        }
+        out.insert(ident, <T::WithoutGenerics as TS>::decl(cfg));
+    }
+    let mut visitor = Visitor { cfg, out };
+    T::visit_dependencies(&mut visitor);
+    T::visit_generics(&mut visitor);
+}

@@ -1,0 +1,441 @@
+//! The bus as a capability of a service: its message controllers, the `worker` and `declare`
+//! commands, publishing from every unit of work, and the in-process broker when no
+//! `BROKER_URL` is given.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use jararaca_di::{
+    App, BoxError, BuildContext, Capabilities, Capability, CommandSpec, Contribution, Part, Role,
+    ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
+};
+use tower::ServiceBuilder;
+
+#[cfg(feature = "redis")]
+use crate::delayed::RedisStore;
+use crate::delayed::{DelayedStore, InMemoryStore};
+#[cfg(feature = "amqp")]
+use crate::{AmqpPublisher, BrokerUrl};
+use crate::{
+    Bus, BusError, BusLayer, Delivery, Handler, HandlerService, InMemoryBroker, MessageController,
+    Publisher, Topology, Worker,
+};
+
+/// Where a service's messages go: read from `BROKER_URL` and `BACKEND_URL` unless given.
+#[derive(Debug, Clone, Default)]
+pub struct BusSettings {
+    /// RabbitMQ, `amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N`; without it,
+    /// the in-process broker.
+    pub broker_url: Option<String>,
+    /// Redis, for delayed messages and retries; without it, an in-process store.
+    pub backend_url: Option<String>,
+}
+
+impl BusSettings {
+    /// `BROKER_URL` and `BACKEND_URL` from the environment.
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self {
+            broker_url: var("BROKER_URL"),
+            backend_url: var("BACKEND_URL"),
+        }
+    }
+}
+
+/// Given to a service, these settings replace `BROKER_URL` and `BACKEND_URL`.
+impl Contribution for BusSettings {
+    fn contribute(self, capabilities: &mut Capabilities) {
+        capabilities
+            .get_or_insert_with(MessageBus::default)
+            .settings = Some(self);
+    }
+}
+
+impl Contribution for MessageController {
+    fn contribute(self, capabilities: &mut Capabilities) {
+        capabilities
+            .get_or_insert_with(MessageBus::default)
+            .controllers
+            .push(self);
+    }
+}
+
+/// The message bus of a service: its message controllers, run by the `worker` command (and
+/// by `server` when messages stay in the process), and the bus every unit of work publishes
+/// with.
+///
+/// The bus is a singleton of the service's container: [`Bus`] (to publish outside a unit
+/// of work) and [`UnitBus`](crate::UnitBus) (staged in the current unit, from HTTP routes
+/// as from handlers) find it there.
+#[derive(Debug, Default)]
+pub struct MessageBus {
+    controllers: Vec<MessageController>,
+    settings: Option<BusSettings>,
+}
+
+impl MessageBus {
+    /// Every handler as the service `service` runs them.
+    pub fn handlers(&self, service: &str) -> Vec<Handler> {
+        self.controllers
+            .iter()
+            .flat_map(|c| c.handlers(service))
+            .collect()
+    }
+
+    /// The queues the handlers of service `service` consume from, as `declare` creates them.
+    pub fn topology(&self, service: &str) -> Topology {
+        self.handlers(service)
+            .iter()
+            .fold(Topology::new(), |t, h| t.queue(h.queue_spec()))
+    }
+}
+
+fn broker_url_arg() -> Arg {
+    Arg::new("broker-url")
+        .long("broker-url")
+        .env("BROKER_URL")
+        .required(true)
+        .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N")
+}
+
+fn csv(role: &Role, name: &str) -> Option<Vec<String>> {
+    role.arg::<String>(name).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+fn worker_command() -> clap::Command {
+    clap::Command::new(Role::WORKER)
+        .about("Consume messages with the service's handlers")
+        .arg(broker_url_arg())
+        .arg(
+            Arg::new("backend-url")
+                .long("backend-url")
+                .env("BACKEND_URL")
+                .required(true)
+                .help("Redis, for delayed messages and retries: redis://host:port"),
+        )
+        .arg(
+            Arg::new("handlers")
+                .long("handlers")
+                .env("HANDLERS")
+                .help("Only these handlers (comma-separated names)"),
+        )
+        .arg(
+            Arg::new("groups")
+                .long("groups")
+                .env("GROUPS")
+                .help("Only the handlers of these groups (comma-separated)"),
+        )
+        .arg(jararaca_di::app::grace_arg())
+}
+
+fn declare_command() -> clap::Command {
+    clap::Command::new("declare")
+        .about("Declare the exchange, dlx/dlq and every handler queue")
+        .arg(broker_url_arg())
+        .arg(
+            Arg::new("interactive-mode")
+                .long("interactive-mode")
+                .short('i')
+                .env("INTERACTIVE_MODE")
+                .action(ArgAction::SetTrue)
+                .help("On a conflict with an existing queue, ask before recreating it"),
+        )
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .short('f')
+                .env("FORCE")
+                .action(ArgAction::SetTrue)
+                .help("Recreate queues whose arguments conflict (their messages are lost)"),
+        )
+}
+
+impl Capability for MessageBus {
+    fn name(&self) -> &'static str {
+        "bus"
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        vec![
+            CommandSpec::role(worker_command()),
+            #[cfg(feature = "amqp")]
+            CommandSpec::tool(declare_command()),
+        ]
+    }
+
+    fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {
+        let settings = match cx.role() {
+            Some(role) if role.is(Role::WORKER) => BusSettings {
+                broker_url: role.arg::<String>("broker-url"),
+                backend_url: role.arg::<String>("backend-url"),
+            },
+            _ => self.settings.clone().unwrap_or_else(BusSettings::from_env),
+        };
+        cx.providers(move |c| {
+            c.factory(move || {
+                let settings = settings.clone();
+                async move { BusRuntime::connect(&settings).await }
+            })
+            .factory(
+                |runtime: Arc<BusRuntime>| async move { Ok::<_, Infallible>(runtime.bus.clone()) },
+            )
+        });
+        Ok(())
+    }
+
+    fn build(
+        self: Box<Self>,
+        cx: BuildContext,
+    ) -> BoxFuture<'static, Result<Box<dyn Part>, BoxError>> {
+        async move {
+            let runtime = cx.container.get::<BusRuntime>()?;
+            let handlers = self
+                .handlers(&cx.service)
+                .into_iter()
+                .map(|handler| {
+                    handler.map_service(|inner| {
+                        HandlerService::new(
+                            ServiceBuilder::new()
+                                .layer(UnitOfWorkLayer::new())
+                                .layer(ScopeLayer::new(cx.container.clone()))
+                                .layer(BusLayer::new(runtime.bus.clone()))
+                                .layer(cx.interceptors.layer_for::<Delivery>())
+                                .service(inner),
+                        )
+                    })
+                })
+                .collect();
+            Ok(Box::new(BusPart { runtime, handlers }) as Box<dyn Part>)
+        }
+        .boxed()
+    }
+
+    fn run_tool<'a>(
+        &'a self,
+        command: &'a str,
+        matches: &'a ArgMatches,
+        cx: ToolContext<'a>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        async move {
+            match command {
+                #[cfg(feature = "amqp")]
+                "declare" => declare(&self.topology(cx.service), matches).await,
+                other => Err(format!("bus has no command `{other}`").into()),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(feature = "amqp")]
+async fn declare(topology: &Topology, matches: &ArgMatches) -> Result<(), BoxError> {
+    let url = BrokerUrl::parse(
+        matches
+            .get_one::<String>("broker-url")
+            .ok_or("--broker-url is required")?,
+    )?;
+    let force = matches.get_flag("force");
+    let report = match crate::declare(&url, topology, force).await {
+        Err(BusError::TopologyConflict { .. })
+            if matches.get_flag("interactive-mode") && confirm()? =>
+        {
+            crate::declare(&url, topology, true).await?
+        }
+        other => other?,
+    };
+    for queue in &report.declared {
+        println!("declared {queue}");
+    }
+    for queue in &report.recreated {
+        println!("recreated {queue} (its messages were dropped)");
+    }
+    Ok(())
+}
+
+fn confirm() -> Result<bool, BoxError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "a queue conflicts and there is no terminal to ask: rerun with --force to recreate it"
+                .into(),
+        );
+    }
+    print!(
+        "A queue exists with other arguments. Delete and recreate it, losing its messages? [y/N] "
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// The bus of a built service: the bus itself, its store and where messages go.
+struct BusRuntime {
+    bus: Bus,
+    store: Arc<dyn DelayedStore>,
+    transport: Transport,
+}
+
+impl fmt::Debug for BusRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusRuntime")
+            .field("bus", &self.bus)
+            .field("in_memory", &matches!(self.transport, Transport::Memory(_)))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Memory(InMemoryBroker),
+    #[cfg(feature = "amqp")]
+    Amqp(Box<BrokerUrl>),
+}
+
+impl BusRuntime {
+    async fn connect(settings: &BusSettings) -> Result<Self, BusError> {
+        let store: Arc<dyn DelayedStore> = match &settings.backend_url {
+            #[cfg(feature = "redis")]
+            Some(url) => Arc::new(RedisStore::connect(url).await?),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => {
+                return Err(BusError::Config(
+                    "BACKEND_URL is set but jararaca-bus is built without its `redis` feature"
+                        .into(),
+                ));
+            }
+            None => Arc::new(InMemoryStore::default()),
+        };
+        let (publisher, transport): (Arc<dyn Publisher>, Transport) = match &settings.broker_url {
+            #[cfg(feature = "amqp")]
+            Some(url) => {
+                let url = BrokerUrl::parse(url)?;
+                (
+                    Arc::new(AmqpPublisher::lazy(&url)),
+                    Transport::Amqp(Box::new(url)),
+                )
+            }
+            #[cfg(not(feature = "amqp"))]
+            Some(_) => {
+                return Err(BusError::Config(
+                    "BROKER_URL is set but jararaca-bus is built without its `amqp` feature".into(),
+                ));
+            }
+            None => {
+                let broker = InMemoryBroker::new();
+                (Arc::new(broker.clone()), Transport::Memory(broker))
+            }
+        };
+        Ok(Self {
+            bus: Bus::from_arc(publisher).with_store_arc(Arc::clone(&store)),
+            store,
+            transport,
+        })
+    }
+}
+
+/// The built bus of a service: its handlers, ready to consume.
+pub struct BusPart {
+    runtime: Arc<BusRuntime>,
+    handlers: Vec<Handler>,
+}
+
+impl fmt::Debug for BusPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BusPart")
+            .field("runtime", &self.runtime)
+            .field("handlers", &self.handlers)
+            .finish()
+    }
+}
+
+impl BusPart {
+    /// The bus, to publish outside a unit of work.
+    pub fn bus(&self) -> &Bus {
+        &self.runtime.bus
+    }
+
+    /// Whether messages stay in this process (no `BROKER_URL`): then `server` runs the
+    /// handlers too.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.runtime.transport, Transport::Memory(_))
+    }
+
+    /// A worker running every handler, each in the unit of work, the DI scope, the bus and
+    /// the service's interceptors. It also pumps due delayed messages.
+    pub fn worker(&self) -> Worker {
+        let worker = match &self.runtime.transport {
+            Transport::Memory(broker) => Worker::in_memory(broker.clone()),
+            #[cfg(feature = "amqp")]
+            Transport::Amqp(url) => Worker::amqp((**url).clone()),
+        };
+        self.handlers.iter().cloned().fold(
+            worker
+                .store(Arc::clone(&self.runtime.store))
+                .pump(Duration::from_secs(1)),
+            Worker::handler,
+        )
+    }
+}
+
+impl Part for BusPart {
+    fn run(&self, role: &Role, stop: Stop) -> Option<BoxFuture<'static, Result<(), BoxError>>> {
+        let runs = role.is(Role::WORKER)
+            || (role.is(Role::SERVER) && self.is_in_memory() && !self.handlers.is_empty());
+        if !runs {
+            return None;
+        }
+        let mut worker = self.worker().grace_period(stop.grace());
+        if let Some(names) = csv(role, "handlers") {
+            worker = worker.only_handlers(names);
+        }
+        if let Some(groups) = csv(role, "groups") {
+            worker = worker.only_groups(groups);
+        }
+        Some(
+            async move {
+                worker.run(async move { stop.requested().await }).await?;
+                Ok(())
+            }
+            .boxed(),
+        )
+    }
+}
+
+/// The bus side of a built [`App`].
+pub trait BusApp {
+    /// The bus, to publish outside a unit of work; `None` when the service has no message
+    /// bus.
+    fn bus(&self) -> Option<&Bus>;
+
+    /// A worker running every handler; `None` when the service has no message bus.
+    fn worker(&self) -> Option<Worker>;
+
+    /// Whether messages stay in this process (no `BROKER_URL`).
+    fn bus_in_memory(&self) -> bool;
+}
+
+impl BusApp for App {
+    fn bus(&self) -> Option<&Bus> {
+        self.part::<BusPart>().map(BusPart::bus)
+    }
+
+    fn worker(&self) -> Option<Worker> {
+        self.part::<BusPart>().map(BusPart::worker)
+    }
+
+    fn bus_in_memory(&self) -> bool {
+        self.part::<BusPart>().is_some_and(BusPart::is_in_memory)
+    }
+}

@@ -93,3 +93,41 @@ async fn connection(addr: SocketAddr, path: &str, deadline: Instant) -> (Vec<Dur
     }
     (latencies, errors)
 }
+
+/// Sends `requests` requests for `GET path` to `addr` one after another on a single keep-alive
+/// connection, reading each answer in full before sending the next; fails on the first
+/// request that does not succeed. The sequence is the same on every call, so a server's cost
+/// for it can be compared between calls with different `requests`.
+pub(crate) async fn sequential(addr: SocketAddr, path: &str, requests: u64) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    let conn = tokio::spawn(conn);
+    for sent in 0..requests {
+        let request = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request {} of {requests}: {e}", sent + 1))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("request {} of {requests}: {status}", sent + 1));
+        }
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("request {} of {requests}: {e}", sent + 1))?;
+    }
+    // Close the connection before the server is stopped, as every run does the same.
+    drop(sender);
+    let _ = conn.await;
+    Ok(())
+}

@@ -9,6 +9,15 @@
 //!   from a generator on another, alternating, median of at least three runs. The Jararaca
 //!   server logs as `cli::run` sets it up, with `RUST_LOG=info` unless `BENCH_RUST_LOG`
 //!   says otherwise (`BENCH_RUST_LOG=info,jararaca::http=debug` adds the request spans).
+//!   Besides the median ratio it prints each run's ratio and their spread. Then, when
+//!   valgrind is installed, it counts the instructions each server executes per request
+//!   under callgrind (the server only, all its threads): two runs per server with 500 and
+//!   500 + R sequential keep-alive requests (`--callgrind-requests R`, default 2000, 0 skips
+//!   it), the difference of their totals over R, and prints `RATIO http_instructions
+//!   <raw/ours>` before the socket ratio. The count is the same on every run and under any
+//!   load. `--annotate DIR` keeps the profiles in `DIR`, runs `callgrind_annotate` on them
+//!   (exclusive and `--inclusive=yes`) and ranks the functions by the instructions per
+//!   request Jararaca spends beyond raw axum.
 //! * `query` — a filtered, sorted page with its total from a million-row PostgreSQL table
 //!   (schema `jararaca_bench`, built on the first run and reused), through jararaca-query's
 //!   `QueryOperations` and through the same SQL written with sqlx, alternating, median of at
@@ -23,6 +32,7 @@
 //!   `amqp://guest:guest@127.0.0.1:5672/%2f`).
 
 mod bus;
+mod callgrind;
 mod harness;
 mod http;
 mod load;
@@ -34,9 +44,10 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: jararaca-bench http [--runs N] [--seconds S] [--connections C]\n\
+         \x20                          [--callgrind-requests R] [--annotate DIR]\n\
          \x20      jararaca-bench query [--runs N] [--iterations I]\n\
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
-         (internal: jararaca-bench serve <raw|jararaca> <port>)"
+         (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
 }
@@ -60,7 +71,9 @@ fn main() -> ExitCode {
         Some("query") => workload(query::Options::parse(options), query::run),
         Some("bus") => workload(bus::Options::parse(options), bus::run),
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
-            (Some(target), Some(port)) => http::serve(target, port),
+            (Some(target), Some(port)) => {
+                http::serve(target, port, args.get(3).map(String::as_str))
+            }
             _ => usage(),
         },
         _ => usage(),

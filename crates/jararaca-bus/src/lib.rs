@@ -85,6 +85,7 @@ pub mod headers;
 mod memory;
 mod message;
 mod publisher;
+mod settle;
 mod topology;
 mod url;
 mod worker;
@@ -109,6 +110,9 @@ pub use message::{
     provide_implicit_headers, topic_routing_key,
 };
 pub use publisher::Publisher;
+pub use settle::{
+    DeadLetterReason, SettleFuture, SettleLayer, SettlePolicy, SettleService, Settlement,
+};
 #[cfg(feature = "amqp")]
 pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};

@@ -9,7 +9,11 @@
 //!   staged (`message.publish().await`, [`UnitBus`]) and sent only after the unit commits.
 //! * [`Worker`]: runs [`Handler`]s — tower services over [`Delivery`], which implements
 //!   [`Envelope`](jararaca_di::Envelope), so the interceptor layers that wrap HTTP routes
-//!   wrap handlers too — with retries, dead-lettering, graceful stop and reconnection.
+//!   wrap handlers too — with retries, dead-lettering, graceful stop and reconnection. A
+//!   panicking handler is retried and dead-lettered like a failing one, and no delivery is
+//!   left unsettled.
+//! * [`SettlePolicy`]/[`SettleLayer`]: the worker's retry and dead-letter decision as a
+//!   reusable tower layer, producing a [`Settlement`].
 //! * [`declare`] creates the reference's topology; [`dlq_stats`], [`dlq_list`],
 //!   [`dlq_requeue`] and [`dlq_purge`] inspect and repair the dead-letter queue;
 //!   [`pump_due`]/[`run_pump`] send delayed messages when due.

@@ -160,7 +160,7 @@ impl Drop for AckHandle {
         let settlement = runtime
             .policy
             .retry(count, ABANDONED.to_string(), Some(Duration::ZERO));
-        tracing::warn!(queue = %self.queue, attempt = count + 1, "a delivery was dropped before it was settled; requeueing it with the attempt counted");
+        tracing::warn!(queue = %self.queue, attempt = count + 1, "a delivery was dropped before it was settled; settling it");
         match acker {
             Acker::Memory(acker) => {
                 match settlement {
@@ -171,6 +171,11 @@ impl Drop for AckHandle {
                     _ => acker.requeue_with(original.retry_headers(count + 1, ABANDONED)),
                 }
                 drop(in_flight);
+            }
+            #[cfg(feature = "amqp")]
+            Acker::Amqp(acker) if runtime.torn_down.load(Ordering::SeqCst) => {
+                tracing::debug!(queue = %self.queue, "the worker was dropped; the broker redelivers the abandoned delivery");
+                drop((acker, in_flight));
             }
             #[cfg(feature = "amqp")]
             Acker::Amqp(acker) => match tokio::runtime::Handle::try_current() {

@@ -26,6 +26,7 @@ pub(super) async fn run(
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
+    let _torn_down = TearDown(plan);
     let mut failures: u32 = 0;
     let mut started_once = false;
     loop {
@@ -77,6 +78,20 @@ pub(super) async fn run(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// Marks the handlers as torn down when the worker stops or is dropped: deliveries abandoned
+/// after that are left to the broker, whose connection is going.
+struct TearDown<'a>(&'a Plan);
+
+impl Drop for TearDown<'_> {
+    fn drop(&mut self) {
+        for runtime in &self.0.runtimes {
+            runtime
+                .torn_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }

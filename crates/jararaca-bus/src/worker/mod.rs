@@ -56,7 +56,9 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(20);
 /// * a delivery whose processing is dropped before it is settled (the grace period ran out,
 ///   its consumer died) is sent back to its queue with `x-retry-count + 1`, or dead-lettered
 ///   once the retry budget is spent, so it can neither be lost nor loop forever; on
-///   RabbitMQ, if that copy cannot be sent, the original is requeued as it is;
+///   RabbitMQ, if that copy cannot be sent, the original is requeued as it is, and when the
+///   worker's own future is dropped (or the connection is lost) the broker redelivers it
+///   uncounted, as after a crash;
 /// * an acknowledgement that RabbitMQ's client reports as without effect (its channel
 ///   closed) is an error ([`BusError::NotSettled`]), logged with the queue and returned by
 ///   [`Delivery::ack_now`](crate::Delivery::ack_now);

@@ -50,6 +50,10 @@ pub(crate) struct Runtime {
     publisher: Arc<dyn Publisher>,
     /// Its deliveries not settled yet.
     pub(crate) in_flight: Arc<InFlight>,
+    /// Set when the worker itself is dropped: its connection goes with it, so abandoned
+    /// deliveries are left to the broker's redelivery rather than copied (a copy sent while
+    /// the connection closes could not be followed by the original's ack).
+    pub(crate) torn_down: std::sync::atomic::AtomicBool,
 }
 
 /// The message as it arrived, kept to build retries and dead letters from.
@@ -153,6 +157,7 @@ impl Runtime {
             store: Arc::clone(store),
             publisher: Arc::clone(publisher),
             in_flight: Arc::default(),
+            torn_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

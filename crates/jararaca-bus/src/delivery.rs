@@ -120,6 +120,10 @@ impl Delivery {
 
     /// Acknowledges the message now, while the handler keeps running (the reference's
     /// `ack()`). What the handler does afterwards can no longer retry or dead-letter it.
+    ///
+    /// Fails with [`BusError::NotSettled`] when RabbitMQ's client reports that the
+    /// acknowledgement had no effect (the channel closed: the broker delivers the message
+    /// again), and with [`BusError::Amqp`](crate::BusError) when sending it failed.
     pub async fn ack_now(&self) -> Result<(), BusError> {
         match self.settle.take() {
             Some(handle) => handle.ack().await,

@@ -98,6 +98,19 @@ pub enum BusError {
     #[error("queue `{0}` does not exist in the in-memory broker: register a handler for it")]
     NoSuchQueue(String),
 
+    /// Settling a delivery did nothing: RabbitMQ's client answered that its channel is closed
+    /// or that it was settled already.
+    #[error(
+        "{operation} a message from `{queue}` had no effect: its channel is closed or it was \
+         settled already; unless it was, the broker delivers it again"
+    )]
+    NotSettled {
+        /// What was being done: `acknowledging`, `rejecting`, `requeueing`.
+        operation: &'static str,
+        /// The queue it came from.
+        queue: String,
+    },
+
     /// Talking to RabbitMQ failed.
     #[cfg(feature = "amqp")]
     #[error("RabbitMQ {operation} failed: {source}; check BROKER_URL and that the broker is up")]

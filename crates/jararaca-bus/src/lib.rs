@@ -9,7 +9,11 @@
 //!   staged (`message.publish().await`, [`UnitBus`]) and sent only after the unit commits.
 //! * [`Worker`]: runs [`Handler`]s — tower services over [`Delivery`], which implements
 //!   [`Envelope`](jararaca_di::Envelope), so the interceptor layers that wrap HTTP routes
-//!   wrap handlers too — with retries, dead-lettering, graceful stop and reconnection.
+//!   wrap handlers too — with retries, dead-lettering, graceful stop and reconnection. A
+//!   panicking handler is retried and dead-lettered like a failing one, and no delivery is
+//!   left unsettled.
+//! * [`SettlePolicy`]/[`SettleLayer`]: the worker's retry and dead-letter decision as a
+//!   reusable tower layer, producing a [`Settlement`].
 //! * [`declare`] creates the reference's topology; [`dlq_stats`], [`dlq_list`],
 //!   [`dlq_requeue`] and [`dlq_purge`] inspect and repair the dead-letter queue;
 //!   [`pump_due`]/[`run_pump`] send delayed messages when due.
@@ -87,6 +91,7 @@ pub mod headers;
 mod memory;
 mod message;
 mod publisher;
+mod settle;
 mod topology;
 mod url;
 mod worker;
@@ -113,6 +118,9 @@ pub use message::{
     provide_implicit_headers, topic_routing_key,
 };
 pub use publisher::Publisher;
+pub use settle::{
+    DeadLetterReason, SettleFuture, SettleLayer, SettlePolicy, SettleService, Settlement,
+};
 #[cfg(feature = "amqp")]
 pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};

@@ -79,7 +79,9 @@ struct State {
 /// exchange (route straight to a queue), and a dead-letter list. Clones share the broker.
 ///
 /// Deliveries that are neither acknowledged nor rejected (a handler task that was dropped)
-/// go back to the head of their queue, as RabbitMQ requeues them when a channel closes.
+/// go back to the head of their queue, as RabbitMQ requeues them when a channel closes, with
+/// their attempt counted in `x-retry-count` (the worker dead-letters them once the handler's
+/// retry budget is spent).
 #[derive(Clone, Default)]
 pub struct InMemoryBroker {
     inner: Arc<Mutex<State>>,
@@ -279,7 +281,9 @@ pub(crate) struct MemoryDelivery {
     pub(crate) acker: MemoryAcker,
 }
 
-/// Settles one in-memory delivery; dropped unsettled, it requeues the message.
+/// Settles one in-memory delivery. Dropped unsettled, it puts the message back at the head of
+/// its queue with its attempt counted (`x-retry-count + 1`), so a delivery that keeps being
+/// dropped still spends its retry budget.
 pub(crate) struct MemoryAcker {
     broker: InMemoryBroker,
     queue: String,
@@ -304,10 +308,29 @@ impl MemoryAcker {
         self.pending = None;
     }
 
+    /// Back to the head of the queue, as it is (RabbitMQ's `reject(requeue=true)`).
     pub(crate) fn requeue(mut self) {
+        if let Some(message) = self.pending.take() {
+            self.put_back(message, None);
+        }
+    }
+
+    /// Back to the head of the queue with these headers (an attempt counted by the worker).
+    pub(crate) fn requeue_with(mut self, headers: Headers) {
+        if let Some(message) = self.pending.take() {
+            self.put_back(message, Some(headers));
+        }
+    }
+
+    /// Into the dead-letter list with these headers (reason and error set by the worker).
+    pub(crate) fn dead_letter_with(mut self, headers: Headers, reason: &str) {
         if let Some(mut message) = self.pending.take() {
-            message.redelivered = true;
-            push(&mut self.broker.lock(), &self.queue, message, true);
+            message.headers = headers;
+            self.broker.lock().dead.push(DeadLetter {
+                queue: self.queue.clone(),
+                reason: reason.to_string(),
+                message,
+            });
         }
     }
 
@@ -320,13 +343,25 @@ impl MemoryAcker {
             });
         }
     }
+
+    fn put_back(&self, mut message: StoredMessage, headers: Option<Headers>) {
+        if let Some(headers) = headers {
+            message.headers = headers;
+        }
+        message.redelivered = true;
+        push(&mut self.broker.lock(), &self.queue, message, true);
+    }
 }
 
 impl Drop for MemoryAcker {
     fn drop(&mut self) {
         if let Some(mut message) = self.pending.take() {
-            message.redelivered = true;
-            push(&mut self.broker.lock(), &self.queue, message, true);
+            let count = crate::headers::retry_count(&message.headers);
+            message.headers.insert(
+                crate::headers::RETRY_COUNT.to_string(),
+                HeaderValue::from(count.saturating_add(1)),
+            );
+            self.put_back(message, None);
         }
     }
 }
@@ -406,6 +441,15 @@ mod tests {
         assert_eq!(broker.queue_len("q"), 1);
         let mut delivery = broker.receive("q").await.unwrap();
         assert!(delivery.message.redelivered);
+        assert_eq!(
+            crate::headers::retry_count(&delivery.message.headers),
+            1,
+            "the dropped attempt counts"
+        );
+        delivery.acker.hold(delivery.message.clone());
+        drop(delivery);
+        let mut delivery = broker.receive("q").await.unwrap();
+        assert_eq!(crate::headers::retry_count(&delivery.message.headers), 2);
         delivery.acker.hold(delivery.message.clone());
         delivery.acker.reject();
         assert_eq!(broker.dead_letters()[0].queue, "q");

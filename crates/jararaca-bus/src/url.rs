@@ -187,31 +187,35 @@ impl BrokerUrl {
         };
         let qos_global = env("AMQP_QOS_GLOBAL").is_none_or(|v| truthy(&v));
         let retry = |prefix: &str, defaults: RetryPolicy| -> Result<RetryPolicy, BusError> {
-            let number = |suffix: &str| -> Result<Option<f64>, BusError> {
+            let number = |suffix: &str| -> Result<Option<(String, String, f64)>, BusError> {
                 let name = format!("{prefix}_{suffix}");
                 match param(&name) {
-                    Some(v) => v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|n| n.is_finite() && *n >= 0.0)
-                        .map(Some)
-                        .ok_or_else(|| {
-                            invalid(format!("{name} must be a non-negative number, not `{v}`"))
-                        }),
+                    Some(v) => match v.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0) {
+                        Some(n) => Ok(Some((name, v, n))),
+                        None => Err(invalid(format!(
+                            "{name} must be a non-negative number, not `{v}`"
+                        ))),
+                    },
                     None => Ok(None),
                 }
             };
             let mut policy = defaults;
-            if let Some(n) = number("max")? {
+            if let Some((name, v, n)) = number("max")? {
+                if n.fract() != 0.0 || n > f64::from(u32::MAX) {
+                    return Err(invalid(format!(
+                        "{name} must be a whole number of retries from 0 to {}, not `{v}`",
+                        u32::MAX
+                    )));
+                }
                 policy = policy.max_retries(n as u32);
             }
-            if let Some(n) = number("delay")? {
-                policy = policy.initial_delay(Duration::from_secs_f64(n));
+            if let Some((name, v, n)) = number("delay")? {
+                policy = policy.initial_delay(duration(&name, &v, n)?);
             }
-            if let Some(n) = number("max_delay")? {
-                policy = policy.max_delay(Duration::from_secs_f64(n));
+            if let Some((name, v, n)) = number("max_delay")? {
+                policy = policy.max_delay(duration(&name, &v, n)?);
             }
-            if let Some(n) = number("backoff")? {
+            if let Some((_, _, n)) = number("backoff")? {
                 policy = policy.backoff_factor(n);
             }
             Ok(policy)
@@ -225,18 +229,24 @@ impl BrokerUrl {
         )?;
         let seconds = |name: &str, default: u64| -> Result<Duration, BusError> {
             match param(name) {
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && *n >= 0.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| {
-                        invalid(format!("{name} must be a number of seconds, not `{v}`"))
-                    }),
+                Some(v) => match v.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0) {
+                    Some(n) => duration(name, &v, n),
+                    None => Err(invalid(format!(
+                        "{name} must be a number of seconds, not `{v}`"
+                    ))),
+                },
                 None => Ok(Duration::from_secs(default)),
             }
         };
         let heartbeat = seconds("connection_heartbeat_interval", 30)?;
+        // AMQP negotiates the heartbeat as a 16-bit number of seconds.
+        if heartbeat > Duration::from_secs(u64::from(u16::MAX)) {
+            return Err(invalid(format!(
+                "connection_heartbeat_interval must be at most {} seconds, not `{}`",
+                u16::MAX,
+                param("connection_heartbeat_interval").unwrap_or_default()
+            )));
+        }
         let health_check_interval = seconds("connection_health_check_interval", 10)?;
         Ok(Self {
             connection_url: connection_url(base, heartbeat),
@@ -284,6 +294,14 @@ fn connection_url(base: &str, heartbeat: Duration) -> String {
         "{scheme}://{authority}{vhost}?heartbeat={}",
         heartbeat.as_secs()
     )
+}
+
+/// `seconds` (given as `value`) as a [`Duration`], or an error naming the option and the
+/// value when no `Duration` holds it.
+fn duration(name: &str, value: &str, seconds: f64) -> Result<Duration, BusError> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| BusError::InvalidUrl {
+        reason: format!("{name} is out of range: `{value}` seconds is too long a time"),
+    })
 }
 
 fn parse_u16(value: &str) -> Option<u16> {
@@ -379,6 +397,74 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_errors_naming_the_option_and_value() {
+        let cases = [
+            ("consumer_retry_delay=1e20", "consumer_retry_delay", "1e20"),
+            ("consumer_retry_delay=-1", "consumer_retry_delay", "-1"),
+            ("consumer_retry_delay=NaN", "consumer_retry_delay", "NaN"),
+            ("consumer_retry_delay=inf", "consumer_retry_delay", "inf"),
+            (
+                "consumer_retry_max_delay=1e300",
+                "consumer_retry_max_delay",
+                "1e300",
+            ),
+            (
+                "connection_retry_delay=-inf",
+                "connection_retry_delay",
+                "-inf",
+            ),
+            ("connection_retry_max=1e20", "connection_retry_max", "1e20"),
+            ("consumer_retry_max=2.5", "consumer_retry_max", "2.5"),
+            ("consumer_retry_backoff=-2", "consumer_retry_backoff", "-2"),
+            (
+                "connection_heartbeat_interval=1e20",
+                "connection_heartbeat_interval",
+                "1e20",
+            ),
+            (
+                "connection_heartbeat_interval=70000",
+                "connection_heartbeat_interval",
+                "70000",
+            ),
+            (
+                "connection_health_check_interval=1e25",
+                "connection_health_check_interval",
+                "1e25",
+            ),
+            (
+                "connection_health_check_interval=nan",
+                "connection_health_check_interval",
+                "nan",
+            ),
+        ];
+        for (query, name, value) in cases {
+            let url = format!("amqp://h/?exchange=e&{query}");
+            match BrokerUrl::parse_with_env(&url, no_env) {
+                Err(BusError::InvalidUrl { reason }) => assert!(
+                    reason.contains(name) && reason.contains(value),
+                    "{query}: {reason}"
+                ),
+                other => panic!("{query}: expected an invalid URL, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn large_but_representable_numbers_are_accepted() {
+        let url = BrokerUrl::parse_with_env(
+            "amqp://h/?exchange=e&consumer_retry_delay=1e9&consumer_retry_max=4.0&connection_heartbeat_interval=65535",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            url.consumer_retry.initial_delay,
+            Duration::from_secs(1_000_000_000)
+        );
+        assert_eq!(url.consumer_retry.max_retries, 4);
+        assert_eq!(url.heartbeat, Duration::from_secs(65535));
     }
 
     #[test]

@@ -659,7 +659,7 @@ async fn a_killed_worker_loses_nothing() {
         typed(move |_job: Job, d: Delivery| {
             let tx = tx.clone();
             async move {
-                tx.send(d.redelivered()).unwrap();
+                tx.send((d.redelivered(), d.retry_count())).unwrap();
                 std::future::pending::<()>().await;
                 Ok(())
             }
@@ -672,15 +672,16 @@ async fn a_killed_worker_loses_nothing() {
         .publish(&Job { n: 1 })
         .await
         .unwrap();
-    assert!(!recv(&mut rx, "first delivery").await);
-    // Killed mid-message: its connection goes away without an ack.
+    assert_eq!(recv(&mut rx, "first delivery").await, (false, 0));
+    // Killed mid-message: its connection goes away without an ack, and the worker, being
+    // dropped itself, leaves the delivery to the broker rather than sending a copy.
     first.task.abort();
     let _ = first.task.await;
 
     let service = typed(move |_job: Job, d: Delivery| {
         let tx = tx.clone();
         async move {
-            tx.send(d.redelivered()).unwrap();
+            tx.send((d.redelivered(), d.retry_count())).unwrap();
             Ok(())
         }
     });
@@ -688,10 +689,13 @@ async fn a_killed_worker_loses_nothing() {
         Worker::amqp(ns.url.clone()).handler(Handler::new::<Job, _>(&queue, service)),
     )
     .await;
-    assert!(
+    assert_eq!(
         recv(&mut rx, "redelivery").await,
+        (true, 0),
         "redelivered to the next worker"
     );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "and only once");
     second.stop().await.unwrap();
     ns.cleanup().await;
 }
@@ -757,4 +761,78 @@ async fn a_worker_without_topology_fails_to_start() {
         Err(BusError::MissingTopology { name, .. }) => assert_eq!(name, ns.name),
         other => panic!("expected missing topology, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_queue_carries_on() {
+    let Some(mut ns) = Namespace::new() else {
+        return;
+    };
+    let Some(store) = redis_store(&ns.name).await else {
+        return;
+    };
+    let queue = ns.queue("Jobs.explodes");
+    ns.declare(&Topology::new().queue(QueueSpec::handler(&queue, "job.run")))
+        .await;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let service = typed(move |job: Job, d: Delivery| {
+        let tx = tx.clone();
+        async move {
+            tx.send((job.n, d.retry_count())).unwrap();
+            if job.n == 1 {
+                panic!("job {} exploded", job.n);
+            }
+            Ok::<(), BoxError>(())
+        }
+    });
+    let policy = RetryPolicy::default()
+        .max_retries(2)
+        .initial_delay(Duration::from_millis(200))
+        .jitter(false);
+    // One message at a time: a panic that left its delivery unsettled would block the queue.
+    let mut url = ns.url.clone();
+    url.prefetch_count = Some(1);
+    let worker = Worker::amqp(url)
+        .store(Arc::new(store.clone()))
+        .pump(Duration::from_millis(100))
+        .handler(Handler::new::<Job, _>(&queue, service).retry_policy(policy));
+    let running = Running::start(worker).await;
+
+    let bus = Bus::new(AmqpPublisher::connect(&ns.url).await.unwrap());
+    bus.publish(&Job { n: 1 }).await.unwrap();
+    for expected in 0..=2 {
+        assert_eq!(recv(&mut rx, "an attempt of job 1").await, (1, expected));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ns.message_count(&ns.url.dead_letter.queue).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the panicking message was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    bus.publish(&Job { n: 2 }).await.unwrap();
+    assert_eq!(recv(&mut rx, "the next message").await, (2, 0));
+    running.stop().await.unwrap();
+    assert_eq!(ns.message_count(&queue).await, 0, "nothing left unsettled");
+
+    let dead = dlq_list(&ns.url, 10, None).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let letter = &dead[0];
+    assert_eq!(letter.body, br#"{"n":1}"#);
+    assert_eq!(letter.queue.as_deref(), Some(queue.as_str()));
+    assert_eq!(letter.reason.as_deref(), Some("retries-exhausted"));
+    assert_eq!(letter.retry_count, 2);
+    assert_eq!(
+        letter.headers.get(LAST_ERROR),
+        Some(&HeaderValue::from("the handler panicked: job 1 exploded"))
+    );
+    assert_eq!(
+        letter.headers.get(DEAD_LETTER_REASON),
+        Some(&HeaderValue::from("retries-exhausted"))
+    );
+    assert_eq!(dlq_purge(&ns.url).await.unwrap(), 1);
+    ns.cleanup().await;
 }

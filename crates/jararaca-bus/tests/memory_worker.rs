@@ -434,3 +434,115 @@ async fn handler_filters_and_delays_need_a_store() {
     let err = Job { n: 1 }.publish().await.unwrap_err();
     assert!(err.to_string().contains("outside a unit of work"), "{err}");
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_queue_carries_on() {
+    let broker = InMemoryBroker::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // A plain `Handler` with no layers of its own: the worker catches the panic itself.
+    let service = typed(move |job: Job, d: Delivery| {
+        let tx = tx.clone();
+        async move {
+            tx.send((job.n, d.retry_count())).unwrap();
+            if job.n == 1 {
+                panic!("job {} exploded", job.n);
+            }
+            Ok(())
+        }
+    });
+    let worker = Worker::in_memory(broker.clone())
+        .default_prefetch(1)
+        .handler(Handler::new::<Job, _>(QUEUE, service).retry_policy(quick_retries(2)));
+    let running = Running::start(worker).await;
+    let bus = Bus::new(broker.clone());
+    bus.publish(&Job { n: 1 }).await.unwrap();
+    for expected in 0..=2 {
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the panicking handler ran again");
+        assert_eq!(got, Some((1, expected)));
+    }
+    eventually("dead-lettered", || broker.dead_letters().len() == 1).await;
+    let letter = &broker.dead_letters()[0];
+    assert_eq!(letter.queue, QUEUE);
+    assert_eq!(letter.reason, "retries-exhausted");
+    assert_eq!(
+        letter.message.headers.get(LAST_ERROR),
+        Some(&HeaderValue::from("the handler panicked: job 1 exploded"))
+    );
+    assert_eq!(
+        letter.message.headers.get(RETRY_COUNT),
+        Some(&HeaderValue::Int(2))
+    );
+
+    bus.publish(&Job { n: 2 }).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the next message was handled");
+    assert_eq!(got, Some((2, 0)));
+    eventually("the queue is empty", || broker.queue_len(QUEUE) == 0).await;
+    assert_eq!(broker.dead_letters().len(), 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_delivery_counts_the_attempt_and_cannot_loop_forever() {
+    let broker = InMemoryBroker::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let stuck = move || {
+        let tx = tx.clone();
+        typed(move |_job: Job, d: Delivery| {
+            let tx = tx.clone();
+            async move {
+                tx.send(d.retry_count()).unwrap();
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
+    };
+    // Each run is stopped mid-message; the grace period runs out and the delivery is dropped.
+    let worker = |service| {
+        Worker::in_memory(broker.clone())
+            .grace_period(Duration::from_millis(20))
+            .handler(Handler::new::<Job, _>(QUEUE, service).retry_policy(quick_retries(1)))
+    };
+    let running = Running::start(worker(stuck())).await;
+    Bus::new(broker.clone())
+        .publish(&Job { n: 1 })
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(got.expect("the handler ran"), Some(0));
+    running.stop().await;
+    let back = broker.peek(QUEUE);
+    assert_eq!(back.len(), 1, "requeued");
+    assert!(back[0].redelivered);
+    assert_eq!(back[0].headers.get(RETRY_COUNT), Some(&HeaderValue::Int(1)));
+    let error = back[0]
+        .headers
+        .get(LAST_ERROR)
+        .and_then(|v| v.as_text())
+        .unwrap()
+        .into_owned();
+    assert!(error.contains("abandoned"), "{error}");
+
+    // Dropped again with the budget of one retry spent: dead-lettered, not requeued.
+    let running = Running::start(worker(stuck())).await;
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(got.expect("the handler ran"), Some(1));
+    running.stop().await;
+    assert_eq!(broker.queue_len(QUEUE), 0);
+    let dead = broker.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, "retries-exhausted");
+    assert!(
+        dead[0]
+            .message
+            .headers
+            .get(LAST_ERROR)
+            .and_then(|v| v.as_text())
+            .is_some_and(|e| e.contains("abandoned")),
+        "{:?}",
+        dead[0].message.headers
+    );
+}

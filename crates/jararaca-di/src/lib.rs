@@ -9,7 +9,9 @@
 //! * [`ScopeLayer`] gives each unit a DI [`Scope`] over the application's [`Container`];
 //! * [`UnitOfWorkLayer`] decides each unit: it commits the enlisted [`Resource`]s (a database
 //!   transaction) and then runs the after-commit actions (message publishes, WebSocket sends)
-//!   when the unit succeeds, and rolls everything back when it fails or is cancelled.
+//!   when the unit succeeds, and rolls everything back when it fails or is cancelled;
+//! * [`CatchPanicLayer`] turns a panicking handler into a failed unit (a JSON 500 for HTTP,
+//!   an `Err` for a message handler) instead of a crashed task.
 //!
 //! Handlers reach those values through extractors ([`Inject`], [`UnitOfWork`], [`Scope`]) or
 //! through ambient accessors ([`use_container`], [`inject`], [`use_unit_of_work`]).
@@ -54,6 +56,7 @@ mod envelope;
 #[cfg(feature = "axum")]
 mod extract;
 mod lifecycle;
+mod panic;
 mod scope;
 mod uow;
 
@@ -71,6 +74,7 @@ pub use envelope::{Envelope, UnitKind};
 #[cfg(feature = "axum")]
 pub use extract::{Inject, Rejection};
 pub use lifecycle::ShutdownError;
+pub use panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer, Panicked};
 pub use scope::{ScopeLayer, ScopeService};
 pub use uow::{
     ActionErrorHandler, DefaultJudge, Judge, Outcome, Resource, ResponseFuture, UnitError,

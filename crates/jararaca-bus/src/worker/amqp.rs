@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Plan;
-use super::consumer::{Ended, Source, StopMode, consume};
+use super::consumer::{Ended, SETTLE_TIMEOUT, STEADY, Source, StopMode, consume};
 use crate::amqp::{connect, soft_error};
 use crate::{BrokerUrl, BusError};
 
@@ -26,6 +26,7 @@ pub(super) async fn run(
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
+    let _torn_down = TearDown(plan);
     let mut failures: u32 = 0;
     let mut started_once = false;
     loop {
@@ -39,12 +40,16 @@ pub(super) async fn run(
         match session {
             Ok(session) => {
                 started_once = true;
-                failures = 0;
+                let started = tokio::time::Instant::now();
                 tracing::info!(queues = plan.runtimes.len(), "worker consuming");
-                match session.run(grace, stop.clone()).await {
+                match session.run(plan, grace, stop.clone()).await {
                     Ended::Stopped => return Ok(()),
                     Ended::Lost(reason) => {
-                        tracing::warn!(%reason, "lost the broker connection; reconnecting");
+                        // Sessions that keep ending at once back off further and further.
+                        if started.elapsed() >= STEADY {
+                            failures = 0;
+                        }
+                        tracing::error!(%reason, "the worker session ended unexpectedly; reconnecting and restarting the consumers");
                     }
                 }
             }
@@ -73,6 +78,20 @@ pub(super) async fn run(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// Marks the handlers as torn down when the worker stops or is dropped: deliveries abandoned
+/// after that are left to the broker, whose connection is going.
+struct TearDown<'a>(&'a Plan);
+
+impl Drop for TearDown<'_> {
+    fn drop(&mut self) {
+        for runtime in &self.0.runtimes {
+            runtime
+                .torn_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -146,13 +165,14 @@ async fn start(url: &BrokerUrl, plan: &Plan) -> Result<Session, BusError> {
 }
 
 impl Session {
-    async fn run(mut self, grace: Duration, mut stop: watch::Receiver<bool>) -> Ended {
+    async fn run(mut self, plan: &Plan, grace: Duration, mut stop: watch::Receiver<bool>) -> Ended {
         let mut events = self.connection.events_listener();
         let ended = tokio::select! {
             _ = stop.wait_for(|s| *s) => Ended::Stopped,
-            Some(Ok(ended)) = self.consumers.join_next() => match ended {
-                Ended::Stopped => Ended::Lost("a consumer stopped".into()),
-                lost => lost,
+            Some(joined) = self.consumers.join_next() => match joined {
+                Ok(Ended::Stopped) => Ended::Lost("a consumer stopped".into()),
+                Ok(lost) => lost,
+                Err(error) => Ended::Lost(format!("a consumer task failed: {error}")),
             },
             reason = connection_error(&mut events) => Ended::Lost(reason),
         };
@@ -162,6 +182,13 @@ impl Session {
         };
         let _ = self.mode.send(mode);
         while self.consumers.join_next().await.is_some() {}
+        // A consumer that died dropped its deliveries without waiting for them to be settled.
+        for runtime in &plan.runtimes {
+            let left = runtime.in_flight.wait_idle(SETTLE_TIMEOUT).await;
+            if left > 0 {
+                tracing::warn!(queue = %runtime.queue, left, "abandoned deliveries were not settled in time; the broker requeues them");
+            }
+        }
         // Closing returns every unacknowledged message to its queue; a connection that no
         // longer answers is simply dropped, which the broker treats the same way.
         let _ = tokio::time::timeout(

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "amqp")]
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::AckHandle;
+use super::ack::Acker;
 use super::process::{Raw, Runtime};
 use crate::memory::InMemoryBroker;
 
@@ -25,6 +26,7 @@ pub(crate) enum StopMode {
     /// Stop taking messages; in-flight ones may finish until the deadline.
     Drain(Instant),
     /// The connection is gone: drop everything now (the broker redelivers).
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     Abort,
 }
 
@@ -40,7 +42,7 @@ pub(crate) enum Ended {
 // Moved once per message: boxing the delivery would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
 enum Next {
-    Delivery(Raw, AckHandle),
+    Delivery(Raw, Acker),
     Lost(String),
 }
 
@@ -51,7 +53,7 @@ impl Source {
             Self::Amqp(amqp) => match amqp.0.next().await {
                 Some(Ok(delivery)) => {
                     let (raw, acker) = from_lapin(delivery);
-                    Next::Delivery(raw, AckHandle::Amqp(acker))
+                    Next::Delivery(raw, Acker::Amqp(acker))
                 }
                 Some(Err(error)) => Next::Lost(error.to_string()),
                 None => Next::Lost("the broker cancelled the consumer".to_string()),
@@ -69,7 +71,7 @@ impl Source {
                         content_type: message.content_type,
                         content_encoding: None,
                     };
-                    Next::Delivery(raw, AckHandle::Memory(delivery.acker))
+                    Next::Delivery(raw, Acker::Memory(delivery.acker))
                 }
                 Err(error) => Next::Lost(error.to_string()),
             },
@@ -92,10 +94,17 @@ impl Source {
             while let Ok(Some(Ok(delivery))) =
                 tokio::time::timeout(std::time::Duration::from_millis(50), consumer.next()).await
             {
-                let _ = delivery
+                let requeued = delivery
                     .acker
                     .reject(lapin::options::BasicRejectOptions { requeue: true })
                     .await;
+                if !matches!(requeued, Ok(true)) {
+                    // Closing the channel returns it all the same.
+                    tracing::debug!(
+                        ?requeued,
+                        "requeueing a delivery that arrived after the cancel did not work"
+                    );
+                }
             }
         }
     }
@@ -148,10 +157,10 @@ pub(crate) async fn consume(
             next = source.next(&runtime.queue) => next,
         };
         match next {
-            Next::Delivery(raw, handle) => {
+            Next::Delivery(raw, acker) => {
                 let runtime = Arc::clone(&runtime);
                 tasks.spawn(async move {
-                    runtime.process(raw, handle).await;
+                    runtime.process(raw, acker).await;
                     drop(permit);
                 });
             }
@@ -173,7 +182,66 @@ pub(crate) async fn consume(
             }
         }
     }
+    // Whatever is still running is dropped: each of its deliveries is requeued with the
+    // attempt counted before the channel goes.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    let left = runtime.in_flight.wait_idle(SETTLE_TIMEOUT).await;
+    if left > 0 {
+        tracing::warn!(queue = %runtime.queue, left, "abandoned deliveries were not settled in time; the broker requeues them");
+    }
     ended
+}
+
+/// How long abandoned deliveries may take to be settled before their channel closes.
+pub(crate) const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A consumer that ran this long without ending counts as steady: its next restart starts
+/// the backoff over.
+pub(crate) const STEADY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The backoff between restarts of a consumer that ended unexpectedly: 1 s doubling to 60 s.
+pub(crate) fn restart_backoff() -> jararaca_retry::RetryPolicy {
+    jararaca_retry::RetryPolicy::default()
+}
+
+/// Runs one in-memory consumer until the worker stops, restarting it with backoff whenever it
+/// ends (or its task panics) while the worker is running.
+pub(crate) async fn supervise(
+    broker: InMemoryBroker,
+    runtime: Arc<Runtime>,
+    semaphore: Arc<Semaphore>,
+    mut mode: watch::Receiver<StopMode>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let started = Instant::now();
+        // A set, not a bare spawn, so the consumer goes when the supervisor is dropped.
+        let mut task = JoinSet::new();
+        task.spawn(consume(
+            Source::Memory(broker.clone()),
+            Arc::clone(&runtime),
+            Arc::clone(&semaphore),
+            mode.clone(),
+        ));
+        let ended = task.join_next().await;
+        if *mode.borrow() != StopMode::Running {
+            return;
+        }
+        let reason = match ended {
+            Some(Ok(Ended::Lost(reason))) => reason,
+            Some(Ok(Ended::Stopped)) | None => "it stopped".to_string(),
+            Some(Err(error)) => format!("its task failed: {error}"),
+        };
+        if started.elapsed() >= STEADY {
+            failures = 0;
+        }
+        let delay = restart_backoff().delay_for(failures);
+        failures = failures.saturating_add(1);
+        tracing::error!(queue = %runtime.queue, %reason, ?delay, restarts = failures, "a consumer ended unexpectedly; restarting it");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = mode.wait_for(|m| *m != StopMode::Running) => return,
+        }
+    }
 }

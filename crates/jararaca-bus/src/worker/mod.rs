@@ -1,6 +1,7 @@
 //! The worker: consumes every handler's queue and runs its service, with bounded
 //! concurrency, retries, dead-lettering, graceful stop and (for RabbitMQ) reconnection.
 
+mod ack;
 #[cfg(feature = "amqp")]
 mod amqp;
 mod consumer;
@@ -14,68 +15,15 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use self::consumer::{Source, StopMode, consume};
+pub(crate) use self::ack::AckHandle;
+use self::consumer::{StopMode, supervise};
 use self::process::Runtime;
 #[cfg(feature = "amqp")]
 use crate::BrokerUrl;
 use crate::delayed::{DelayedStore, InMemoryStore, run_pump};
-use crate::memory::{InMemoryBroker, MemoryAcker};
+use crate::memory::InMemoryBroker;
 use crate::topology::Topology;
 use crate::{BusError, Handler, Publisher};
-
-/// What the worker settles a delivery with.
-pub(crate) enum AckHandle {
-    #[cfg(feature = "amqp")]
-    Amqp(lapin::Acker),
-    Memory(MemoryAcker),
-}
-
-impl AckHandle {
-    pub(crate) async fn ack(self) -> Result<(), BusError> {
-        match self {
-            #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => acker
-                .ack(lapin::options::BasicAckOptions::default())
-                .await
-                .map(drop)
-                .map_err(BusError::amqp("acknowledging")),
-            Self::Memory(acker) => {
-                acker.ack();
-                Ok(())
-            }
-        }
-    }
-
-    pub(crate) async fn reject(self) -> Result<(), BusError> {
-        match self {
-            #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => acker
-                .reject(lapin::options::BasicRejectOptions { requeue: false })
-                .await
-                .map(drop)
-                .map_err(BusError::amqp("rejecting")),
-            Self::Memory(acker) => {
-                acker.reject();
-                Ok(())
-            }
-        }
-    }
-
-    pub(crate) async fn requeue(self) -> Result<(), BusError> {
-        match self {
-            #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => acker
-                .reject(lapin::options::BasicRejectOptions { requeue: true })
-                .await
-                .map(drop)
-                .map_err(BusError::amqp("requeueing")),
-            Self::Memory(acker) => {
-                acker.requeue();
-                Ok(())
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Transport {
@@ -90,17 +38,37 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(20);
 
 /// Consumes the queues of its handlers and runs them.
 ///
+/// Each handler's service runs inside the worker's policy, built from reusable layers:
+/// [`SettleLayer`](crate::SettleLayer) (the [`SettlePolicy`](crate::SettlePolicy) of its
+/// [`HandlerOptions`](crate::HandlerOptions)) around
+/// [`CatchPanicLayer`](jararaca_di::CatchPanicLayer) around tower's `TimeoutLayer` (when the
+/// handler has a timeout); the worker then carries out the resulting
+/// [`Settlement`](crate::Settlement) on its broker.
+///
 /// * concurrency per channel is bounded by its prefetch (`prefetch_count` of the URL, or the
 ///   handler's or channel's own);
 /// * a message is acknowledged only after its service (with its unit of work) succeeded;
-/// * a failure (or a timeout) is retried with backoff through the delayed-message store
-///   (`x-retry-count`, `x-last-error`), then dead-lettered; an undecodable body is
-///   dead-lettered at once; the dead-lettered copy carries the reason in
-///   `x-dead-letter-reason`, the error in `x-last-error` and the queue in
-///   `x-dead-letter-queue`;
+/// * a failure, a timeout or a panic of the handler is retried with backoff through the
+///   delayed-message store (`x-retry-count`, `x-last-error`: `the handler panicked: <msg>`
+///   for a panic), then dead-lettered; an undecodable body is dead-lettered at once; the
+///   dead-lettered copy carries the reason in `x-dead-letter-reason`, the error in
+///   `x-last-error` and the queue in `x-dead-letter-queue`;
+/// * a delivery whose processing is dropped before it is settled (the grace period ran out,
+///   its consumer died) is sent back to its queue with `x-retry-count + 1`, or dead-lettered
+///   once the retry budget is spent, so it can neither be lost nor loop forever; on
+///   RabbitMQ, if that copy cannot be sent, the original is requeued as it is, and when the
+///   worker's own future is dropped (or the connection is lost) the broker redelivers it
+///   uncounted, as after a crash;
+/// * an acknowledgement that RabbitMQ's client reports as without effect (its channel
+///   closed) is an error ([`BusError::NotSettled`]), logged with the queue and returned by
+///   [`Delivery::ack_now`](crate::Delivery::ack_now);
 /// * [`run`](Worker::run) stops consuming when its shutdown future completes, lets in-flight
 ///   handlers finish within the grace period and leaves everything else on the queue;
-/// * with RabbitMQ, a lost connection is reopened with backoff and the consumers resume.
+/// * a consumer that ends while the worker is not stopping (its task panicked, the broker
+///   cancelled it, its connection was lost) is restarted with backoff and logged at ERROR,
+///   never left silent: with RabbitMQ the session (connection and consumers) is reopened,
+///   on the in-memory broker that consumer alone is started again. The backoff grows while
+///   restarts follow each other quickly and starts over after a minute of steady running.
 pub struct Worker {
     transport: Transport,
     handlers: Vec<Handler>,
@@ -215,7 +183,8 @@ impl Worker {
     }
 
     /// Runs until `shutdown` completes, then stops gracefully and returns `Ok`. Returns an
-    /// error only when it cannot start (a wrong URL, missing topology on first connect).
+    /// error only when it cannot start (a wrong URL, missing topology on first connect);
+    /// once running, lost connections and consumers are restarted instead.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), BusError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let main = self.run_until(stop_rx);
@@ -296,8 +265,8 @@ impl Worker {
                 let (mode_tx, mode_rx) = watch::channel(StopMode::Running);
                 let mut tasks = tokio::task::JoinSet::new();
                 for (runtime, semaphore) in plan.runtimes.iter().zip(&plan.semaphores) {
-                    tasks.spawn(consume(
-                        Source::Memory(broker.clone()),
+                    tasks.spawn(supervise(
+                        broker.clone(),
                         Arc::clone(runtime),
                         Arc::clone(semaphore),
                         mode_rx.clone(),
@@ -371,15 +340,12 @@ impl Plan {
                     .entry(key.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(permits))),
             );
-            plan.runtimes.push(Arc::new(Runtime {
-                topic: Arc::from(handler.topic.as_str()),
-                queue: Arc::from(handler.queue.as_str()),
-                retry: handler.options.retry_policy.unwrap_or(*default_retry),
-                options: handler.options,
-                service: handler.service,
-                store: Arc::clone(store),
-                publisher: Arc::clone(publisher),
-            }));
+            plan.runtimes.push(Arc::new(Runtime::new(
+                handler,
+                default_retry,
+                store,
+                publisher,
+            )));
             plan.semaphores.push(semaphore);
             plan.channels.push((key, prefetch));
         }

@@ -1,26 +1,28 @@
-//! What happens to one delivery: run the handler, then ack, retry or dead-letter.
+//! What happens to one delivery: run the handler's pipeline, then carry out its
+//! [`Settlement`]: ack, retry or dead-letter.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use jararaca_di::BoxError;
+use jararaca_di::{BoxError, CatchPanic, CatchPanicLayer};
 use jararaca_retry::RetryPolicy;
+use tower::ServiceBuilder;
 use tower::ServiceExt;
+use tower::timeout::{Timeout, TimeoutLayer};
+use tower::util::Either;
 
-use super::AckHandle;
+use super::ack::{AckHandle, Acker, InFlight};
 use crate::bus::unix_seconds;
 use crate::delayed::{DelayedMessage, DelayedStore, PayloadPolicy, TimePolicy};
 use crate::delivery::Settle;
-use crate::handler::{HandlerOptions, HandlerService};
+use crate::handler::HandlerService;
 use crate::headers::{
     DEAD_LETTER_QUEUE, DEAD_LETTER_REASON, HeaderValue, Headers, LAST_ERROR, RETRY_COUNT,
     retry_count,
 };
 use crate::message::{provide_implicit_headers, trace_headers};
-use crate::{Delivery, Disposition, Outgoing, PayloadError, Publisher, Route};
-
-/// The longest `x-last-error` kept, so a huge error message cannot bloat every retry.
-const MAX_ERROR_LEN: usize = 2048;
+use crate::settle::{DeadLetterReason, SettleLayer, SettlePolicy, SettleService, Settlement};
+use crate::{Delivery, Handler, Outgoing, Publisher, Route};
 
 /// A message as it came off a queue, before it becomes a [`Delivery`].
 pub(crate) struct Raw {
@@ -33,36 +35,151 @@ pub(crate) struct Raw {
     pub(crate) content_encoding: Option<String>,
 }
 
+/// The worker's policy around every handler: settle the result, catch a panic, bound the
+/// time. Built once per handler; the handler itself was boxed once when registered.
+pub(crate) type Pipeline =
+    SettleService<CatchPanic<Either<Timeout<HandlerService>, HandlerService>>>;
+
 /// A handler as the worker runs it.
 pub(crate) struct Runtime {
     pub(crate) topic: Arc<str>,
     pub(crate) queue: Arc<str>,
-    pub(crate) options: HandlerOptions,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) service: HandlerService,
-    pub(crate) store: Arc<dyn DelayedStore>,
-    pub(crate) publisher: Arc<dyn Publisher>,
+    pub(crate) policy: SettlePolicy,
+    pipeline: Pipeline,
+    store: Arc<dyn DelayedStore>,
+    publisher: Arc<dyn Publisher>,
+    /// Its deliveries not settled yet.
+    pub(crate) in_flight: Arc<InFlight>,
+    /// Set when the worker itself is dropped: its connection goes with it, so abandoned
+    /// deliveries are left to the broker's redelivery rather than copied (a copy sent while
+    /// the connection closes could not be followed by the original's ack).
+    pub(crate) torn_down: std::sync::atomic::AtomicBool,
 }
 
-/// The handler did not finish in time.
-#[derive(Debug, thiserror::Error)]
-#[error("the handler timed out after {0:?}")]
-pub(crate) struct TimedOut(Duration);
+/// The message as it arrived, kept to build retries and dead letters from.
+pub(crate) struct Original {
+    pub(crate) body: Arc<Vec<u8>>,
+    pub(crate) headers: Arc<Headers>,
+    message_id: Option<String>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+}
+
+impl Original {
+    /// Its primitive headers with `x-retry-count = count` and `x-last-error = error`.
+    pub(crate) fn retry_headers(&self, count: u32, error: &str) -> Headers {
+        let mut headers: Headers = self
+            .headers
+            .iter()
+            .filter(|(_, v)| v.is_primitive())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        headers.insert(RETRY_COUNT.to_string(), HeaderValue::from(count));
+        headers.insert(LAST_ERROR.to_string(), HeaderValue::from(error));
+        headers
+    }
+
+    /// Its headers without the broker's death records, with the reason, error and queue.
+    pub(crate) fn dead_letter_headers(
+        &self,
+        reason: DeadLetterReason,
+        error: &str,
+        queue: &str,
+    ) -> Headers {
+        let mut headers = Headers::clone(&self.headers);
+        headers.retain(|name, _| {
+            name != "x-death"
+                && !name.starts_with("x-first-death-")
+                && !name.starts_with("x-last-death-")
+        });
+        headers.insert(LAST_ERROR.to_string(), HeaderValue::from(error));
+        headers.insert(
+            DEAD_LETTER_REASON.to_string(),
+            HeaderValue::from(reason.as_str()),
+        );
+        headers.insert(DEAD_LETTER_QUEUE.to_string(), HeaderValue::from(queue));
+        headers
+    }
+
+    /// A persistent, mandatory copy with other headers.
+    fn copy(&self, route: Route, headers: Headers) -> Outgoing {
+        Outgoing {
+            route,
+            body: self.body.to_vec(),
+            headers,
+            message_id: self.message_id.clone(),
+            content_type: self.content_type.clone(),
+            content_encoding: self.content_encoding.clone(),
+            mandatory: true,
+            persistent: true,
+        }
+    }
+}
+
+/// One call through the pipeline. A plain function, so the future's `Send` is proven once
+/// for the concrete types here rather than inside `process` (where the compiler cannot see
+/// it through the pipeline's `Into<BoxError>` bounds).
+fn call(
+    pipeline: Pipeline,
+    delivery: Delivery,
+) -> impl std::future::Future<Output = Result<Settlement, BoxError>> + Send + 'static {
+    pipeline.oneshot(delivery)
+}
+
+/// Puts the handle back in reach of its drop when the processing future is dropped, so an
+/// abandoned delivery is settled at once rather than when the last `Delivery` goes away.
+struct SettleOnDrop(Arc<Settle>);
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
 
 impl Runtime {
-    /// Runs the handler on `raw` and settles the message. Never panics on bad input and
-    /// never leaves a message unsettled: at worst it is requeued.
-    pub(crate) async fn process(&self, raw: Raw, handle: AckHandle) {
-        let settle = Arc::new(Settle::new(handle));
+    pub(crate) fn new(
+        handler: Handler,
+        default_retry: &RetryPolicy,
+        store: &Arc<dyn DelayedStore>,
+        publisher: &Arc<dyn Publisher>,
+    ) -> Self {
+        let policy = SettlePolicy::for_handler(&handler.options, default_retry);
+        let pipeline = ServiceBuilder::new()
+            .layer(SettleLayer::new(policy))
+            .layer(CatchPanicLayer::new())
+            .option_layer(handler.options.timeout.map(TimeoutLayer::new))
+            .service(handler.service);
+        Self {
+            topic: Arc::from(handler.topic.as_str()),
+            queue: Arc::from(handler.queue.as_str()),
+            policy,
+            pipeline,
+            store: Arc::clone(store),
+            publisher: Arc::clone(publisher),
+            in_flight: Arc::default(),
+            torn_down: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Runs the handler on `raw` and settles the message. Never panics on bad input or a
+    /// panicking handler and never leaves a message unsettled: dropped half-way, it is
+    /// requeued with the attempt counted.
+    pub(crate) async fn process(self: Arc<Self>, raw: Raw, acker: Acker) {
         let body = Arc::new(raw.body);
         let headers = Arc::new(raw.headers);
-        let original = Original {
+        let original = Arc::new(Original {
             body: Arc::clone(&body),
             headers: Arc::clone(&headers),
             message_id: raw.message_id.clone(),
             content_type: raw.content_type,
             content_encoding: raw.content_encoding,
-        };
+        });
+        let settle = Arc::new(Settle::new(AckHandle::new(
+            acker,
+            &self,
+            Arc::clone(&original),
+        )));
+        let _abandon = SettleOnDrop(Arc::clone(&settle));
         let implicit = trace_headers(&headers);
         let delivery = Delivery {
             body,
@@ -75,185 +192,168 @@ impl Runtime {
             extensions: http::Extensions::new(),
             settle: Arc::clone(&settle),
         };
-        let service = self.service.clone();
-        let run = provide_implicit_headers(implicit, service.oneshot(delivery));
-        let outcome = match self.options.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(Box::new(TimedOut(limit)) as BoxError),
-            },
-            None => run.await,
+        let run = provide_implicit_headers(implicit, call(self.pipeline.clone(), delivery));
+        let settlement = match run.await {
+            Ok(settlement) => settlement,
+            // The handler was not ready to take it.
+            Err(error) => self
+                .policy
+                .decide(&Err::<(), BoxError>(error), retry_count(&original.headers)),
         };
         let Some(handle) = settle.take() else {
-            if let Err(error) = outcome {
+            if let Settlement::Retry { error, .. } | Settlement::DeadLetter { error, .. } =
+                &settlement
+            {
                 tracing::warn!(queue = %self.queue, %error, "handler failed after acknowledging its message early");
             }
             return;
         };
-        match outcome {
-            Ok(()) => {
-                if let Err(error) = handle.ack().await {
-                    tracing::warn!(queue = %self.queue, %error, "acknowledging failed; the broker will redeliver");
-                }
-            }
-            Err(error) => self.fail(original, handle, error).await,
+        if let Err(error) = self.execute(settlement, &original, handle).await {
+            tracing::warn!(queue = %self.queue, %error, "settling a message failed; the broker delivers it again");
         }
     }
 
-    async fn fail(&self, original: Original, handle: AckHandle, error: BoxError) {
-        let text = error_text(&error);
-        if error.downcast_ref::<PayloadError>().is_some() {
-            tracing::warn!(queue = %self.queue, error = %text, "undecodable message; dead-lettering it");
-            return self
-                .dead_letter(original, handle, "undecodable", &text)
-                .await;
-        }
-        match error.downcast_ref::<Disposition>() {
-            Some(Disposition::Reject) => {
-                self.dead_letter(original, handle, "rejected", &text).await
+    /// Carries out `settlement` on the transport.
+    async fn execute(
+        &self,
+        settlement: Settlement,
+        original: &Original,
+        handle: AckHandle,
+    ) -> Result<(), crate::BusError> {
+        match settlement {
+            Settlement::Ack => handle.ack().await,
+            Settlement::Retry { delay, error } => {
+                tracing::warn!(queue = %self.queue, %error, ?delay, "handler failed; retrying");
+                self.retry(original, handle, &error, delay).await
             }
-            Some(Disposition::Nack) => {
-                self.retry(original, handle, &text, Some(Duration::ZERO))
-                    .await
-            }
-            Some(Disposition::Retry) => self.retry(original, handle, &text, None).await,
-            Some(Disposition::RetryLater(delay)) => {
-                self.retry(original, handle, &text, Some(*delay)).await
-            }
-            None if self.options.dead_letter_on_error => {
-                tracing::warn!(queue = %self.queue, error = %text, "handler failed; dead-lettering (no retries for this handler)");
-                self.dead_letter(original, handle, "failed", &text).await
-            }
-            None => {
-                tracing::warn!(queue = %self.queue, error = %text, "handler failed");
-                self.retry(original, handle, &text, None).await
+            Settlement::DeadLetter { reason, error } => {
+                tracing::warn!(queue = %self.queue, %reason, %error, "dead-lettering a message");
+                self.dead_letter(original, handle, reason, &error).await
             }
         }
     }
 
     /// Sends a copy with `x-retry-count + 1` back to this handler's queue (at once, or
-    /// through the delayed store), then acks the original; dead-letters when the budget is
-    /// spent.
+    /// through the delayed store), then acks the original; requeues it if that fails.
     async fn retry(
         &self,
-        original: Original,
+        original: &Original,
         handle: AckHandle,
         error: &str,
-        delay: Option<Duration>,
-    ) {
+        delay: Duration,
+    ) -> Result<(), crate::BusError> {
         let count = retry_count(&original.headers);
-        if count >= self.retry.max_retries {
-            return self
-                .dead_letter(original, handle, "retries-exhausted", error)
-                .await;
-        }
-        let delay = delay.unwrap_or_else(|| self.retry.delay_for(count));
-        let mut headers: Headers = original
-            .headers
-            .iter()
-            .filter(|(_, v)| v.is_primitive())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        headers.insert(RETRY_COUNT.to_string(), HeaderValue::from(count + 1));
-        headers.insert(LAST_ERROR.to_string(), HeaderValue::from(error));
+        let headers = original.retry_headers(count.saturating_add(1), error);
         let sent = if delay.is_zero() {
-            let copy = Outgoing {
-                route: Route::Queue(self.queue.to_string()),
-                body: original.body.to_vec(),
-                headers,
-                message_id: original.message_id,
-                content_type: original.content_type,
-                content_encoding: original.content_encoding,
-                mandatory: true,
-                persistent: true,
-            };
+            let copy = original.copy(Route::Queue(self.queue.to_string()), headers);
             self.publisher.publish(copy).await
         } else {
+            let now = unix_seconds(SystemTime::now());
+            let wait = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
             let copy = DelayedMessage {
                 message_topic: self.topic.to_string(),
                 idempotency_key: None,
-                dispatch_time: unix_seconds(SystemTime::now() + delay),
+                dispatch_time: now.saturating_add(wait),
                 payload: String::from_utf8_lossy(&original.body).into_owned(),
                 headers,
                 target_queue: Some(self.queue.to_string()),
-                message_id: original.message_id,
-                content_type: original.content_type,
+                message_id: original.message_id.clone(),
+                content_type: original.content_type.clone(),
                 payload_policy: PayloadPolicy::Ignore,
                 time_policy: TimePolicy::Replace,
-                content_encoding: original.content_encoding,
+                content_encoding: original.content_encoding.clone(),
             };
             self.store.enqueue(copy).await
         };
         match sent {
             Ok(()) => {
                 tracing::debug!(queue = %self.queue, retry = count + 1, ?delay, "retry scheduled");
-                if let Err(e) = handle.ack().await {
-                    tracing::warn!(queue = %self.queue, error = %e, "acknowledging a retried message failed; it may run once more");
-                }
+                handle.ack().await
             }
             Err(e) => {
                 tracing::error!(queue = %self.queue, error = %e, "scheduling a retry failed; requeueing the message");
-                if let Err(e) = handle.requeue().await {
-                    tracing::warn!(queue = %self.queue, error = %e, "requeueing failed; the broker will redeliver");
-                }
+                handle.requeue().await
             }
         }
     }
 
     /// Publishes a copy with the reason to the dead-letter exchange and acks the original;
     /// if that fails, rejects it so the broker dead-letters it (without the reason).
-    async fn dead_letter(&self, original: Original, handle: AckHandle, reason: &str, error: &str) {
-        let mut headers = Headers::clone(&original.headers);
-        headers.retain(|name, _| {
-            name != "x-death"
-                && !name.starts_with("x-first-death-")
-                && !name.starts_with("x-last-death-")
-        });
-        headers.insert(LAST_ERROR.to_string(), HeaderValue::from(error));
-        headers.insert(DEAD_LETTER_REASON.to_string(), HeaderValue::from(reason));
-        headers.insert(
-            DEAD_LETTER_QUEUE.to_string(),
-            HeaderValue::from(&*self.queue),
-        );
-        let copy = Outgoing {
-            route: Route::DeadLetter,
-            body: original.body.to_vec(),
-            headers,
-            message_id: original.message_id,
-            content_type: original.content_type,
-            content_encoding: original.content_encoding,
-            mandatory: true,
-            persistent: true,
-        };
-        let result = match self.publisher.publish(copy).await {
+    async fn dead_letter(
+        &self,
+        original: &Original,
+        handle: AckHandle,
+        reason: DeadLetterReason,
+        error: &str,
+    ) -> Result<(), crate::BusError> {
+        let headers = original.dead_letter_headers(reason, error, &self.queue);
+        match self
+            .publisher
+            .publish(original.copy(Route::DeadLetter, headers))
+            .await
+        {
             Ok(()) => handle.ack().await,
             Err(e) => {
                 tracing::warn!(queue = %self.queue, error = %e, "publishing to the dead-letter exchange failed; rejecting instead");
                 handle.reject().await
             }
+        }
+    }
+
+    /// Settles a RabbitMQ delivery whose handle was dropped undecided: a copy with the
+    /// attempt counted goes back to the queue (or to the dead letters once the budget is
+    /// spent), then the original is acknowledged; if the copy cannot be sent, the original
+    /// is requeued as it is.
+    #[cfg(feature = "amqp")]
+    pub(crate) async fn settle_abandoned(
+        &self,
+        acker: lapin::Acker,
+        original: &Original,
+        settlement: Settlement,
+    ) {
+        if !acker.usable() {
+            // Its channel is gone, so the broker has put it back already.
+            tracing::debug!(queue = %self.queue, "an abandoned delivery's channel is closed; the broker requeues it");
+            return;
+        }
+        let copy = match settlement {
+            Settlement::DeadLetter { reason, error } => original.copy(
+                Route::DeadLetter,
+                original.dead_letter_headers(reason, &error, &self.queue),
+            ),
+            Settlement::Retry { error, .. } => original.copy(
+                Route::Queue(self.queue.to_string()),
+                original.retry_headers(retry_count(&original.headers).saturating_add(1), &error),
+            ),
+            // Nothing to redo.
+            Settlement::Ack => {
+                let _ = acker.ack(lapin::options::BasicAckOptions::default()).await;
+                return;
+            }
         };
-        if let Err(e) = result {
-            tracing::warn!(queue = %self.queue, error = %e, "settling a dead-lettered message failed; the broker will redeliver");
+        let (handle, result) = match self.publisher.publish(copy).await {
+            Ok(()) => (
+                "acknowledging",
+                acker.ack(lapin::options::BasicAckOptions::default()).await,
+            ),
+            Err(error) => {
+                tracing::warn!(queue = %self.queue, %error, "sending an abandoned delivery's copy failed; requeueing the original");
+                (
+                    "requeueing",
+                    acker
+                        .reject(lapin::options::BasicRejectOptions { requeue: true })
+                        .await,
+                )
+            }
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(queue = %self.queue, operation = handle, "settling an abandoned delivery had no effect (its channel closed); it may run once more")
+            }
+            Err(error) => {
+                tracing::warn!(queue = %self.queue, operation = handle, %error, "settling an abandoned delivery failed; it may run once more")
+            }
         }
     }
-}
-
-struct Original {
-    body: Arc<Vec<u8>>,
-    headers: Arc<Headers>,
-    message_id: Option<String>,
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-}
-
-fn error_text(error: &BoxError) -> String {
-    let mut text = error.to_string();
-    if text.len() > MAX_ERROR_LEN {
-        let mut end = MAX_ERROR_LEN;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
 }

@@ -2,8 +2,8 @@ use std::convert::Infallible;
 
 use crate::BoxError;
 
-/// What a unit of work's service returns, judged and, when a commit fails, turned into a
-/// failure.
+/// What a unit of work's service returns, judged and, when a commit fails or the handler
+/// panics, turned into a failure.
 ///
 /// A generic layer cannot create an error of an arbitrary type, so the outcome converts
 /// itself. Implemented for HTTP (`Result<Response<B>, Infallible>`: success below status 400,
@@ -13,11 +13,12 @@ pub trait Outcome: Sized + Send + 'static {
     /// Whether the unit succeeded.
     fn is_success(&self) -> bool;
 
-    /// A failure made from nothing but its cause: a panic, a timeout, an interceptor's
-    /// refusal.
+    /// A failed outcome made from nothing but its cause, for a layer that has no outcome to
+    /// convert (the handler panicked, so it returned none).
     fn failure(error: BoxError) -> Self;
 
-    /// The failure to report instead, when the unit could not be committed.
+    /// The failure to report instead, when the unit could not be committed. Defaults to
+    /// [`Outcome::failure`].
     fn into_failure(self, error: BoxError) -> Self {
         Self::failure(error)
     }
@@ -34,9 +35,8 @@ where
         }
     }
 
-    fn failure(error: BoxError) -> Self {
+    fn failure(_error: BoxError) -> Self {
         // The cause is logged where it happened; the client learns nothing internal.
-        tracing::debug!(%error, "unit of work failed");
         let mut response = http::Response::new(B::from(r#"{"detail":"Internal Server Error"}"#));
         *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
         response.headers_mut().insert(
@@ -44,6 +44,11 @@ where
             http::HeaderValue::from_static("application/json"),
         );
         Ok(response)
+    }
+
+    fn into_failure(self, error: BoxError) -> Self {
+        tracing::debug!(%error, "unit of work failed after the handler succeeded");
+        Self::failure(error)
     }
 }
 

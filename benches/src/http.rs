@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use jararaca::prelude::*;
 use schemars::JsonSchema;
 use serde::Serialize;
-use jararaca::prelude::*;
 use ts_rs::TS;
 
 use crate::{callgrind, load, pin};

@@ -12,8 +12,8 @@ use clap::{Arg, ArgAction, ArgMatches};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jararaca_di::{
-    App, BoxError, BuildContext, Capabilities, Capability, CommandSpec, Contribution, Part, Role,
-    ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
+    App, BoxError, BuildContext, Capabilities, Capability, CatchPanicLayer, CommandSpec,
+    Contribution, Part, Role, ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
 };
 use tower::ServiceBuilder;
 
@@ -201,7 +201,7 @@ impl Capability for MessageBus {
     ) -> BoxFuture<'static, Result<Box<dyn Part>, BoxError>> {
         async move {
             let runtime = cx.container.get::<BusRuntime>()?;
-            let handlers = self
+            let handlers: Vec<Handler> = self
                 .handlers(&cx.service)
                 .into_iter()
                 .map(|handler| {
@@ -212,11 +212,20 @@ impl Capability for MessageBus {
                                 .layer(ScopeLayer::new(cx.container.clone()))
                                 .layer(BusLayer::new(runtime.bus.clone()))
                                 .layer(cx.interceptors.layer_for::<Delivery>())
+                                // Inside the unit of work: a panic rolls the unit back.
+                                .layer(CatchPanicLayer::new())
                                 .service(inner),
                         )
                     })
                 })
                 .collect();
+            // In process, the queues exist from the start, as `declare` makes them on
+            // RabbitMQ: what is published before the worker runs waits for it.
+            if let Transport::Memory(broker) = &runtime.transport {
+                for handler in &handlers {
+                    broker.declare_queue(handler.queue(), &handler.binding_key());
+                }
+            }
             Ok(Box::new(BusPart { runtime, handlers }) as Box<dyn Part>)
         }
         .boxed()

@@ -241,7 +241,7 @@ impl Http {
                 .layer(UnitOfWorkLayer::new())
                 .layer(ScopeLayer::new(cx.container.clone()))
                 .layer(cx.interceptors.layer_for::<axum::extract::Request>())
-                .layer(CatchPanicLayer),
+                .layer(CatchPanicLayer::new()),
         );
         let openapi = openapi::document(&cx.description);
         let spec = Bytes::from(serde_json::to_vec(&openapi)?);

@@ -48,7 +48,6 @@ mod error;
 mod extract;
 mod health;
 pub mod openapi;
-mod panic;
 mod response;
 pub mod server;
 mod trace;
@@ -62,7 +61,8 @@ pub use jararaca_api::{
     RouteInput, RouteMeta, RouteOutput, TypeInfo,
 };
 pub use jararaca_di::ReadinessChecks;
-pub use panic::{CatchPanic, CatchPanicLayer};
+/// Turns a panicking handler into a failed unit: a JSON 500, rolled back.
+pub use jararaca_di::{CatchPanic, CatchPanicLayer};
 pub use response::{Created, NoContent};
 pub use trace::{TRACEPARENT, Trace, TraceContext, TraceLayer};
 

@@ -410,3 +410,17 @@ async fn a_real_socket_serves_and_shutdown_lets_in_flight_requests_finish() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn two_controllers_answering_one_route_fail_the_build_naming_both() {
+    let error = Microservice::new("t")
+        .controller(Controller::new("First", "/same").get("/", first))
+        .controller(Controller::new("Second", "/same").get("/", second))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "http: GET /same is answered by both First.first and Second.second: give one of them another path or method"
+    );
+}

@@ -40,3 +40,8 @@ pub use types::TypeInfo;
 pub use schemars;
 /// TypeScript for API types; derive `ts_rs::TS` on them.
 pub use ts_rs;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

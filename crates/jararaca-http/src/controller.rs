@@ -16,8 +16,9 @@ use jararaca_api::{HandlerMeta, RouteMeta};
 
 type RouterLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
 
-/// A tower layer that can wrap axum routes: what [`Route::layer`], [`Controller::layer`] and
-/// [`Microservice::interceptor`](crate::Microservice::interceptor) take. Implemented for every
+/// A tower layer that can wrap axum routes: what [`Route::layer`] and [`Controller::layer`]
+/// take (the service's interceptors, which wrap every transport, are given to the service
+/// instead). Implemented for every
 /// layer meeting axum's bounds (`Clone + Send + Sync`, a cloneable service whose error
 /// converts to `Infallible` and whose response is a response).
 pub trait RouteLayer: Clone + Send + Sync + 'static {

@@ -82,3 +82,8 @@ pub(crate) fn hex<const N: usize, const M: usize>(bytes: [u8; N]) -> [u8; M] {
     }
     out
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

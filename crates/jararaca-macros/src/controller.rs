@@ -1,4 +1,4 @@
-//! `#[controller]`: an `impl` block as a `jararaca::http::Controller`.
+//! `#[controller]`: an `impl` block as a `jararaca_http::Controller`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -102,7 +102,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         routes.push(route(method, &route_args, function)?);
     }
 
-    let facade = crate::facade_path();
+    let http = http_path();
     let path = &args.path;
     let layers = &args.layers;
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
@@ -111,8 +111,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
         impl #impl_generics #self_ty #where_clause {
             /// This controller's routes, under its prefix.
-            pub fn controller() -> #facade::http::Controller {
-                #facade::http::Controller::new(#name, #path)
+            pub fn controller() -> #http::Controller {
+                #http::Controller::new(#name, #path)
                     #(.route(#routes))*
                     #(.layer(#layers))*
             }
@@ -128,7 +128,8 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
             "a route handler must be `async`",
         ));
     }
-    let facade = crate::facade_path();
+    let http = http_path();
+    let di = crate::di_path();
     let ident = &sig.ident;
     let method_ident = format_ident!("{method}");
     let path = &args.path;
@@ -150,7 +151,7 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
                 names.push(arg);
             }
             quote! {
-                |#facade::Inject(__this): #facade::Inject<Self>, #(#params),*| async move {
+                |#di::Inject(__this): #di::Inject<Self>, #(#params),*| async move {
                     __this.#ident(#(#names),*).await
                 }
             }
@@ -167,9 +168,25 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
     let summary = args.summary.as_ref().map(|s| quote!(.summary(#s)));
     let layers = &args.layers;
     Ok(quote! {
-        #facade::http::Route::#method_ident(#path, #handler)
+        #http::Route::#method_ident(#path, #handler)
             .name(#name)
             #summary
             #(.layer(#layers))*
     })
+}
+
+/// `jararaca_http` directly, or through the facade's `jararaca::http`.
+fn http_path() -> syn::Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    match crate_name("jararaca-http") {
+        Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
+        Ok(FoundCrate::Name(name)) => {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            syn::parse_quote!(::#ident)
+        }
+        Err(_) => {
+            let facade = crate::facade_path();
+            syn::parse_quote!(#facade::http)
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
 /// Turns an `impl` block into a REST controller: `Self::controller()` returns a
 /// `jararaca::http::Controller` with one route per annotated method.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(Injectable)]
 /// pub struct TasksController {
 ///     repo: Arc<TaskRepository>,
@@ -72,7 +72,7 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
 ///
 /// expands to what can be written by hand:
 ///
-/// ```ignore
+/// ```text
 /// impl TasksController {
 ///     pub fn controller() -> jararaca::http::Controller {
 ///         jararaca::http::Controller::new("TasksController", "/tasks")

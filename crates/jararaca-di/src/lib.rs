@@ -64,7 +64,7 @@ pub use ambient::{InjectError, OutsideUnit, inject, use_container, use_scope, us
 pub use app::{
     App, BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution,
     InterceptLayer, Interceptors, Part, ReadinessChecks, Role, SetupContext, Stop, ToolContext,
-    Unit, UnitOutcome, UnitService,
+    Unit, UnitLayer, UnitOutcome, UnitService,
 };
 pub use container::{
     BuildError, Container, ContainerBuilder, Dependency, Factory, Injectable, Key, Lifetime,

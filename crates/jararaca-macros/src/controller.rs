@@ -177,16 +177,5 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
 
 /// `jararaca_http` directly, or through the facade's `jararaca::http`.
 fn http_path() -> syn::Path {
-    use proc_macro_crate::{FoundCrate, crate_name};
-    match crate_name("jararaca-http") {
-        Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
-        Ok(FoundCrate::Name(name)) => {
-            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
-            syn::parse_quote!(::#ident)
-        }
-        Err(_) => {
-            let facade = crate::facade_path();
-            syn::parse_quote!(#facade::http)
-        }
-    }
+    crate::capability_path("jararaca-http", "http")
 }

@@ -165,6 +165,24 @@ pub(crate) fn facade_path() -> Path {
     }
 }
 
+/// A capability crate (`jararaca-http`) as the caller names it, or, when the caller only
+/// depends on the facade, the facade's module re-exporting it (`jararaca::http`).
+pub(crate) fn capability_path(krate: &str, facade_module: &str) -> Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    match crate_name(krate) {
+        Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
+        Ok(FoundCrate::Name(name)) => {
+            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+            syn::parse_quote!(::#ident)
+        }
+        Err(_) => {
+            let facade = facade_path();
+            let module = syn::Ident::new(facade_module, proc_macro2::Span::call_site());
+            syn::parse_quote!(#facade::#module)
+        }
+    }
+}
+
 fn crate_path(attrs: &[syn::Attribute]) -> syn::Result<Path> {
     let mut path: Path = di_path();
     for attr in attrs.iter().filter(|a| a.path().is_ident("inject")) {

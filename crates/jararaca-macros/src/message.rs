@@ -55,16 +55,5 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
 /// `jararaca_bus` directly, or through the facade's `jararaca::bus`.
 fn bus_path() -> syn::Path {
-    use proc_macro_crate::{FoundCrate, crate_name};
-    match crate_name("jararaca-bus") {
-        Ok(FoundCrate::Itself) => syn::parse_quote!(crate),
-        Ok(FoundCrate::Name(name)) => {
-            let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
-            syn::parse_quote!(::#ident)
-        }
-        Err(_) => {
-            let facade = crate::facade_path();
-            syn::parse_quote!(#facade::bus)
-        }
-    }
+    crate::capability_path("jararaca-bus", "bus")
 }

@@ -1,7 +1,6 @@
 //! `Microservice`: providers, capabilities, interceptors and configuration in one value, and
 //! the [`App`] built from it.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -9,12 +8,10 @@ use std::sync::Arc;
 use jararaca_api::{ApiDescription, ApiInfo};
 use jararaca_di::{
     App, BuildContext, BuildError, Capabilities, Capability, Container, ContainerBuilder,
-    Contribution, Interceptors, Provider, ReadinessChecks, Role, SetupContext, ToolContext, Unit,
-    UnitOutcome, UnitService,
+    Contribution, Interceptors, Provider, ReadinessChecks, Role, SetupContext, ToolContext,
+    UnitLayer,
 };
 use serde::de::DeserializeOwned;
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::BoxError;
 use crate::cli::Command;
@@ -152,16 +149,7 @@ impl Microservice {
     /// whatever capabilities come — in `layer`, inside the unit of work and the DI scope (so
     /// it can inject values and register after-commit actions). Write it once for any
     /// [`Envelope`](crate::Envelope); give a whole `ServiceBuilder` at once.
-    pub fn interceptor<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<UnitService> + Send + Sync + 'static,
-        L::Service: Service<Unit, Response = UnitOutcome, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Unit>>::Future: Send + 'static,
-    {
+    pub fn interceptor<L: UnitLayer>(mut self, layer: L) -> Self {
         self.interceptors
             .push(Box::new(move |_| Ok(Interceptors::new().layer(layer))));
         self
@@ -172,13 +160,7 @@ impl Microservice {
     pub fn interceptor_with<L, F>(mut self, make: F) -> Self
     where
         F: FnOnce(&Container) -> Result<L, BoxError> + Send + 'static,
-        L: Layer<UnitService> + Send + Sync + 'static,
-        L::Service: Service<Unit, Response = UnitOutcome, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Unit>>::Future: Send + 'static,
+        L: UnitLayer,
     {
         self.interceptors
             .push(Box::new(move |c| Ok(Interceptors::new().layer(make(c)?))));

@@ -22,6 +22,36 @@ pub type UnitService = BoxCloneSyncService<Unit, UnitOutcome, Infallible>;
 
 type Wrap = dyn Fn(UnitService) -> UnitService + Send + Sync;
 
+/// A layer that can be an interceptor: its service over [`Unit`] answers [`UnitOutcome`]s,
+/// is cloneable and `Send + Sync`, and so is its future. Every layer generic over
+/// `R: Envelope` and transparent to the response is one.
+pub trait UnitLayer:
+    Layer<
+        UnitService,
+        Service: Service<
+            Unit,
+            Response = UnitOutcome,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+                     + Send
+                     + Sync
+                     + 'static,
+    > + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<L> UnitLayer for L
+where
+    L: Layer<UnitService> + Send + Sync + 'static,
+    L::Service:
+        Service<Unit, Response = UnitOutcome, Error = Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Unit>>::Future: Send + 'static,
+{
+}
+
 /// The interceptor stack of a service: tower layers written once for any
 /// [`Envelope`], wrapped by every transport around each of its units (HTTP routes, message
 /// handlers, scheduled ticks, WebSocket frames), inside the unit of work and the DI scope.
@@ -74,16 +104,7 @@ impl Interceptors {
     /// Adds `layer` inside the ones added before (the first added is the outermost). Give a
     /// whole `ServiceBuilder` at once: each call boxes the stack once more.
     #[must_use]
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<UnitService> + Send + Sync + 'static,
-        L::Service: Service<Unit, Response = UnitOutcome, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Unit>>::Future: Send + 'static,
-    {
+    pub fn layer<L: UnitLayer>(mut self, layer: L) -> Self {
         self.layers
             .push(Arc::new(move |inner| UnitService::new(layer.layer(inner))));
         self

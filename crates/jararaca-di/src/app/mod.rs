@@ -25,7 +25,9 @@ pub use capability::{
     BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution, Part, Role,
     SetupContext, Stop, StopHandle, ToolContext,
 };
-pub use intercept::{Intercept, InterceptFuture, InterceptLayer, Interceptors, UnitService};
+pub use intercept::{
+    Intercept, InterceptFuture, InterceptLayer, Interceptors, UnitLayer, UnitService,
+};
 pub use readiness::ReadinessChecks;
 pub use unit::{Unit, UnitOutcome};
 

@@ -183,6 +183,16 @@ impl Capability for MessageBus {
             },
             _ => self.settings.clone().unwrap_or_else(BusSettings::from_env),
         };
+        if settings.broker_url.is_some() && settings.backend_url.is_none() {
+            // An in-process store nothing pumps: every delay(), schedule() and retry from
+            // this process would be lost.
+            return Err(BusError::Config(
+                "BROKER_URL is set but BACKEND_URL is not: delayed messages and retries need \
+                 the shared Redis store (BACKEND_URL=redis://host:6379)"
+                    .into(),
+            )
+            .into());
+        }
         cx.providers(move |c| {
             c.factory(move || {
                 let settings = settings.clone();
@@ -245,6 +255,30 @@ impl Capability for MessageBus {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jararaca_di::{Container, ReadinessChecks};
+
+    use super::*;
+
+    #[test]
+    fn a_broker_without_a_backend_is_refused_naming_backend_url() {
+        let mut bus = MessageBus {
+            controllers: Vec::new(),
+            settings: Some(BusSettings {
+                broker_url: Some("amqp://guest:guest@127.0.0.1:5672/%2f?exchange=x".into()),
+                backend_url: None,
+            }),
+        };
+        let mut container = Some(Container::builder());
+        let mut readiness = ReadinessChecks::default();
+        let role = Role::new(Role::SERVER);
+        let mut cx = SetupContext::new("svc", Some(&role), &mut container, &mut readiness);
+        let error = bus.setup(&mut cx).unwrap_err().to_string();
+        assert!(error.contains("BACKEND_URL"), "{error}");
     }
 }
 

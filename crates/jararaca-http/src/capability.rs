@@ -18,9 +18,6 @@ use jararaca_di::{
     ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
 };
 use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 use crate::{CatchPanicLayer, Controller, TraceLayer, openapi};
 
@@ -30,7 +27,7 @@ type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
 ///
 /// A service rarely names it: giving the service a [`Controller`] (or a [`RouterFactory`],
 /// or a [`TraceLayer`]) adds it. Each route runs as a unit of work inside, from the outside
-/// in: the request span, the request id, the unit of work, the DI scope, the service's
+/// in: the request span and request id, the unit of work, the DI scope, the service's
 /// interceptors, a catch-panic layer — all applied in one `Router::layer`.
 #[derive(Default)]
 pub struct Http {
@@ -236,8 +233,6 @@ impl Http {
         api = api.layer(
             ServiceBuilder::new()
                 .layer(self.trace)
-                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-                .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(UnitOfWorkLayer::new())
                 .layer(ScopeLayer::new(cx.container.clone()))
                 .layer(cx.interceptors.layer_for::<axum::extract::Request>())
@@ -275,18 +270,6 @@ fn print_openapi(api: &ApiDescription, matches: &ArgMatches) -> Result<(), BoxEr
         None => println!("{text}"),
     }
     Ok(())
-}
-
-/// A request id of 32 random hex digits, unless the client sent `x-request-id`.
-#[derive(Debug, Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        http::HeaderValue::from_bytes(&crate::hex::<16, 32>(fastrand::u128(..).to_be_bytes()))
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 /// The built HTTP capability: the router, served in the `server` role.

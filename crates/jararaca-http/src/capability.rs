@@ -14,24 +14,35 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jararaca_api::{ApiDescription, RouteMeta};
 use jararaca_di::{
-    App, BoxError, BuildContext, Capabilities, Capability, CommandSpec, Contribution, Part, Role,
-    ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
+    App, BoxError, BuildContext, Capabilities, Capability, CommandSpec, Contribution,
+    InterceptLayer, Part, Role, ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
 };
 use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower::layer::util::{Identity, Stack};
 
 use crate::{CatchPanicLayer, Controller, TraceLayer, openapi};
 
 type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
 
+/// What every route runs in, from the outside in: the request span and request id, the unit
+/// of work, the DI scope, the service's interceptors, the catch-panic layer.
+pub(crate) type UnitStack = ServiceBuilder<
+    Stack<
+        CatchPanicLayer,
+        Stack<
+            InterceptLayer<axum::extract::Request>,
+            Stack<ScopeLayer, Stack<UnitOfWorkLayer, Stack<TraceLayer, Identity>>>,
+        >,
+    >,
+>;
+
 /// The HTTP capability of a service: its controllers, served by the `server` command.
 ///
 /// A service rarely names it: giving the service a [`Controller`] (or a [`RouterFactory`],
 /// or a [`TraceLayer`]) adds it. Each route runs as a unit of work inside, from the outside
-/// in: the request span, the request id, the unit of work, the DI scope, the service's
-/// interceptors, a catch-panic layer — all applied in one `Router::layer`.
+/// in: the request span and request id, the unit of work, the DI scope, the service's
+/// interceptors, a catch-panic layer — wrapped around each handler before axum boxes it (or
+/// once around a route that has layers of its own).
 #[derive(Default)]
 pub struct Http {
     controllers: Vec<Controller>,
@@ -226,23 +237,17 @@ impl Capability for Http {
 impl Http {
     fn into_part(self, cx: BuildContext) -> Result<HttpPart, BoxError> {
         check_routes(self.controllers.iter().flat_map(Controller::routes))?;
+        // The panic is caught inside the unit of work, so it is a failed unit that rolls back.
+        let stack = ServiceBuilder::new()
+            .layer(self.trace)
+            .layer(UnitOfWorkLayer::new())
+            .layer(ScopeLayer::new(cx.container.clone()))
+            .layer(cx.interceptors.layer_for::<axum::extract::Request>())
+            .layer(CatchPanicLayer::new());
         let mut api = Router::new();
         for controller in self.controllers {
-            let (router, _) = controller.into_router();
-            api = api.merge(router);
+            api = api.merge(controller.into_units(&stack));
         }
-        // One `layer` call for the whole stack: every extra call re-boxes the routes. The
-        // panic is caught inside the unit of work, so it is a failed unit that rolls back.
-        api = api.layer(
-            ServiceBuilder::new()
-                .layer(self.trace)
-                .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(UnitOfWorkLayer::new())
-                .layer(ScopeLayer::new(cx.container.clone()))
-                .layer(cx.interceptors.layer_for::<axum::extract::Request>())
-                .layer(CatchPanicLayer::new()),
-        );
         let openapi = openapi::document(&cx.description);
         let spec = Bytes::from(serde_json::to_vec(&openapi)?);
         let router = api
@@ -275,18 +280,6 @@ fn print_openapi(api: &ApiDescription, matches: &ArgMatches) -> Result<(), BoxEr
         None => println!("{text}"),
     }
     Ok(())
-}
-
-/// A request id of 32 random hex digits, unless the client sent `x-request-id`.
-#[derive(Debug, Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        http::HeaderValue::from_bytes(&crate::hex::<16, 32>(fastrand::u128(..).to_be_bytes()))
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 /// The built HTTP capability: the router, served in the `server` role.

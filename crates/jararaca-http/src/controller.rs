@@ -14,7 +14,12 @@ use tower_service::Service;
 
 use jararaca_api::{HandlerMeta, RouteMeta};
 
+use crate::capability::UnitStack;
+
 type RouterLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
+
+/// Builds a route's method router with the unit stack around the handler itself.
+type InUnit<S> = Box<dyn FnOnce(&UnitStack, S) -> MethodRouter<S> + Send>;
 
 /// A tower layer that can wrap axum routes: what [`Route::layer`] and [`Controller::layer`]
 /// take (the service's interceptors, which wrap every transport, are given to the service
@@ -56,6 +61,9 @@ where
 pub struct Route<S = ()> {
     meta: RouteMeta,
     method_router: MethodRouter<S>,
+    /// While the route has no layer of its own: the unit stack can wrap the handler before
+    /// axum boxes it, instead of wrapping (and boxing again) the boxed route.
+    in_unit: Option<InUnit<S>>,
 }
 
 impl<S> fmt::Debug for Route<S> {
@@ -98,9 +106,17 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
         meta.path = path.to_owned();
         meta.handler = handler_name::<H>();
         H::describe(&mut meta);
+        let direct = handler.clone();
         Self {
             meta,
             method_router: axum::routing::on(filter, handler),
+            in_unit: Some(Box::new(move |stack: &UnitStack, state: S| {
+                // `MethodRouter::layer` on a router with no method yet wraps only its 405
+                // fallback, which so stays a unit of work as with `Router::layer`.
+                MethodRouter::<S, Infallible>::new()
+                    .layer::<_, Infallible>(stack.clone())
+                    .on_service(filter, stack.layer(direct.with_state(state)))
+            })),
         }
     }
 
@@ -122,6 +138,7 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
     /// Wraps this route's handler in a tower layer (a per-route interceptor).
     pub fn layer<L: RouteLayer>(mut self, layer: L) -> Self {
         self.method_router = layer.wrap_method_router(self.method_router);
+        self.in_unit = None;
         self
     }
 
@@ -235,6 +252,26 @@ impl<S: Clone + Send + Sync + 'static> Controller<S> {
             router = layer(router);
         }
         (router, metas)
+    }
+}
+
+impl Controller {
+    /// The controller as a router whose routes each run in `stack`: as
+    /// `into_router().0.layer(stack)` would, but boxing a route without layers of its own only
+    /// once.
+    pub(crate) fn into_units(self, stack: &UnitStack) -> Router {
+        if !self.layers.is_empty() {
+            return self.into_router().0.layer(stack.clone());
+        }
+        let mut router = Router::new();
+        for route in self.routes {
+            let method_router = match route.in_unit {
+                Some(in_unit) => in_unit(stack, ()),
+                None => route.method_router.layer(stack.clone()),
+            };
+            router = router.route(&route.meta.path, method_router);
+        }
+        router
     }
 }
 

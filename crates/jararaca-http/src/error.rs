@@ -1,10 +1,13 @@
 //! Error responses: typed application errors, validation errors (422) and unhandled errors
 //! (500 that leaks nothing).
 
+use std::cell::RefCell;
 use std::fmt;
 
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use jararaca_di::BoxError;
@@ -157,14 +160,13 @@ struct Detail<'a, T: Serialize> {
     detail: &'a T,
 }
 
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON response built in place: the content type is a static value and the body one
+/// exact-size allocation, which the tuple `IntoResponse` impls would not give.
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            status,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            bytes,
-        )
-            .into_response(),
+    match to_json(body) {
+        Ok(bytes) => response(status, Body::from(bytes)),
         Err(error) => {
             tracing::error!(%error, "response body could not be serialized");
             internal_server_error()
@@ -173,12 +175,46 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Respo
 }
 
 fn internal_server_error() -> Response {
-    (
+    response(
         StatusCode::INTERNAL_SERVER_ERROR,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        r#"{"detail":"Internal Server Error"}"#,
+        Body::from(r#"{"detail":"Internal Server Error"}"#),
     )
-        .into_response()
+}
+
+fn response(status: StatusCode, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, APPLICATION_JSON);
+    response
+}
+
+thread_local! {
+    /// Where bodies are serialized before being copied out: a growing `Vec` per response
+    /// would reallocate as it grows and then cost `Bytes` a second allocation for its spare
+    /// capacity.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Above this the scratch buffer is given back, so one large body does not pin its memory.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+fn to_json<T: Serialize>(body: &T) -> serde_json::Result<Bytes> {
+    let scratch = SCRATCH.try_with(|cell| {
+        // Taken already only if serializing `body` itself builds a response.
+        let mut buf = cell.try_borrow_mut().ok()?;
+        buf.clear();
+        let result = serde_json::to_writer(&mut *buf, body).map(|()| Bytes::copy_from_slice(&buf));
+        if buf.capacity() > SCRATCH_KEPT {
+            *buf = Vec::new();
+        }
+        Some(result)
+    });
+    match scratch {
+        Ok(Some(result)) => result,
+        _ => serde_json::to_vec(body).map(Bytes::from),
+    }
 }
 
 /// One part of an error location: a name (`"body"`, a field) or an index into an array.
@@ -275,5 +311,43 @@ impl From<ValidationError> for ApiError {
             Ok(detail) => Self::with_detail(StatusCode::UNPROCESSABLE_ENTITY, detail),
             Err(e) => Self::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body(response: Response) -> Vec<u8> {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        bytes.to_vec()
+    }
+
+    /// Builds a response of its own while being serialized.
+    struct Nested;
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let inner = json_response(StatusCode::OK, &"inner");
+            assert_eq!(inner.status(), StatusCode::OK);
+            serializer.serialize_str("outer")
+        }
+    }
+
+    #[tokio::test]
+    async fn json_responses_carry_the_status_type_and_exact_body() {
+        let big: Vec<String> = (0..20_000).map(|i| format!("item {i}")).collect();
+        for _ in 0..2 {
+            let response = json_response(StatusCode::CREATED, &big);
+            assert_eq!(response.status(), StatusCode::CREATED);
+            assert_eq!(response.headers()["content-type"], "application/json");
+            assert_eq!(body(response).await, serde_json::to_vec(&big).unwrap());
+        }
+        let small = json_response(StatusCode::OK, &Detail { detail: &"x" });
+        assert_eq!(body(small).await, br#"{"detail":"x"}"#);
+        let nested = json_response(StatusCode::OK, &Nested);
+        assert_eq!(body(nested).await, br#""outer""#);
     }
 }

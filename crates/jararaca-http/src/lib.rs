@@ -64,7 +64,7 @@ pub use jararaca_di::ReadinessChecks;
 /// Turns a panicking handler into a failed unit: a JSON 500, rolled back.
 pub use jararaca_di::{CatchPanic, CatchPanicLayer};
 pub use response::{Created, NoContent};
-pub use trace::{TRACEPARENT, Trace, TraceContext, TraceLayer};
+pub use trace::{TRACEPARENT, Trace, TraceContext, TraceLayer, X_REQUEST_ID};
 
 pub(crate) use docs::router as docs_router;
 

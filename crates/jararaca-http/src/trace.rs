@@ -1,5 +1,9 @@
 //! A span per HTTP request that continues an incoming W3C `traceparent` and echoes the trace
-//! in the response's `traceparent` header, as the reference's trace-header middleware does.
+//! in the response's `traceparent` header, as the reference's trace-header middleware does,
+//! and the request's `x-request-id`, kept from the client or made up.
+//!
+//! Both live in one layer because they share the work: one pass over the request headers,
+//! one random seed, one response future that writes both headers.
 
 use std::fmt;
 use std::future::Future;
@@ -8,14 +12,20 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
+use http::header::Entry;
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
+use tower_http::request_id::RequestId;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Level, Span, field};
 
 /// The W3C trace-context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The request-id header: the client's value is kept, otherwise one of 32 random hex digits is
+/// set, and the response echoes it (unless the handler set its own).
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The trace position of the current request: inserted into the request's extensions so
 /// outgoing calls and published messages can continue the trace.
@@ -35,7 +45,11 @@ impl TraceContext {
     /// A context continuing `traceparent` (`00-<trace>-<parent>-<flags>`) when it is valid,
     /// otherwise a new trace.
     pub fn continue_from(traceparent: Option<&str>) -> Self {
-        let span_id = nonzero_u64();
+        Self::continue_with(traceparent, &mut fastrand::Rng::new())
+    }
+
+    fn continue_with(traceparent: Option<&str>, rng: &mut fastrand::Rng) -> Self {
+        let span_id = rng.u64(1..);
         match traceparent.and_then(parse_traceparent) {
             Some((trace_id, parent, flags)) => Self {
                 trace_id,
@@ -44,7 +58,7 @@ impl TraceContext {
                 sampled: flags & 1 == 1,
             },
             None => Self {
-                trace_id: u128::from(nonzero_u64()) << 64 | u128::from(fastrand::u64(..)),
+                trace_id: u128::from(rng.u64(1..)) << 64 | u128::from(rng.u64(..)),
                 span_id,
                 parent_span_id: None,
                 sampled: true,
@@ -68,10 +82,6 @@ impl TraceContext {
     }
 }
 
-fn nonzero_u64() -> u64 {
-    fastrand::u64(1..)
-}
-
 fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
@@ -93,7 +103,8 @@ fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
 }
 
 /// Wraps each request in a span (`http.request`: method, route template, status, latency,
-/// trace and span ids) and sets the response's `traceparent`.
+/// trace and span ids), sets the response's `traceparent`, and gives every request an
+/// `x-request-id` (in its headers and as a [`RequestId`] extension) that the response echoes.
 #[derive(Debug, Clone, Copy)]
 pub struct TraceLayer {
     level: Level,
@@ -166,17 +177,30 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let context = TraceContext::continue_from(
-            req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
+        // One access to the thread's generator; the ids of this request come from the seed.
+        let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
+        let headers = req.headers();
+        let context = TraceContext::continue_with(
+            headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()),
+            &mut rng,
         );
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| req.uri().path(), MatchedPath::as_str);
+        let request_id = match headers.get(X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = HeaderValue::from_bytes(&super::hex::<16, 32>(rng.u128(..).to_be_bytes()))
+                    .unwrap_or_else(|_| unreachable!("hex digits are a valid header value"));
+                // Handlers and interceptors read the id where a client would have sent it.
+                req.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
+        };
+        req.extensions_mut()
+            .get_or_insert_with(|| RequestId::new(request_id.clone()));
+        // The field values are evaluated only when the span is enabled.
         let span = request_span!(
             self.level,
             http.request.method = %req.method(),
-            http.route = route,
+            http.route = route_of(&req),
             http.response.status_code = field::Empty,
             latency_ms = field::Empty,
             trace_id = %format_args!("{:032x}", context.trace_id),
@@ -192,14 +216,23 @@ where
         #[cfg(feature = "otel")]
         let context = otel::continue_trace(&span, context);
         req.extensions_mut().insert(context);
+        // Reading the clock is only worth it when someone records the latency.
+        let start = (!span.is_disabled() || tracing::enabled!(Level::DEBUG)).then(Instant::now);
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture {
             inner: future,
             span,
-            start: Instant::now(),
+            start,
             context,
+            request_id: Some(request_id),
         }
     }
+}
+
+fn route_of<B>(req: &Request<B>) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path(), MatchedPath::as_str)
 }
 
 pin_project! {
@@ -208,8 +241,9 @@ pin_project! {
         #[pin]
         inner: F,
         span: Span,
-        start: Instant,
+        start: Option<Instant>,
         context: TraceContext,
+        request_id: Option<HeaderValue>,
     }
 }
 
@@ -231,20 +265,27 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let mut result = ready!(this.inner.poll(cx));
-        let latency = this.start.elapsed();
-        this.span
-            .record("latency_ms", latency.as_secs_f64() * 1000.0);
-        if let Ok(response) = &mut result {
+        let latency = this.start.map(|start| start.elapsed());
+        if let Some(latency) = latency {
             this.span
-                .record("http.response.status_code", response.status().as_u16());
-            if let Ok(value) = HeaderValue::from_bytes(&this.context.traceparent_bytes()) {
-                response.headers_mut().insert(TRACEPARENT, value);
+                .record("latency_ms", latency.as_secs_f64() * 1000.0);
+        }
+        if let Ok(response) = &mut result {
+            let headers = response.headers_mut();
+            // A handler that set its own request id keeps it.
+            if let (Entry::Vacant(entry), Some(id)) =
+                (headers.entry(X_REQUEST_ID), this.request_id.take())
+            {
+                entry.insert(id);
             }
-            tracing::debug!(
-                status = response.status().as_u16(),
-                ?latency,
-                "request finished"
-            );
+            if let Ok(value) = HeaderValue::from_bytes(&this.context.traceparent_bytes()) {
+                headers.insert(TRACEPARENT, value);
+            }
+            if let Some(latency) = latency {
+                let status = response.status().as_u16();
+                this.span.record("http.response.status_code", status);
+                tracing::debug!(status, ?latency, "request finished");
+            }
         }
         Poll::Ready(result)
     }
@@ -321,6 +362,80 @@ mod tests {
         assert_eq!(
             parse_traceparent(&TraceContext::continue_from(None).traceparent()).map(|p| p.2),
             Some(1)
+        );
+    }
+
+    async fn call(request: Request<()>, own_id: bool) -> (Response<()>, Request<()>) {
+        use tower::{ServiceExt, service_fn};
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let keep = std::sync::Arc::clone(&seen);
+        let service = TraceLayer::new().layer(service_fn(move |req: Request<()>| {
+            let keep = std::sync::Arc::clone(&keep);
+            async move {
+                let mut response = Response::new(());
+                if own_id {
+                    response
+                        .headers_mut()
+                        .insert(X_REQUEST_ID, HeaderValue::from_static("mine"));
+                }
+                *keep.lock().unwrap() = Some(req);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        }));
+        let response = service.oneshot(request).await.unwrap();
+        let request = seen.lock().unwrap().take().unwrap();
+        (response, request)
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_kept_or_made_and_echoed_with_the_trace() {
+        let (response, request) = call(Request::new(()), false).await;
+        let id = &response.headers()[X_REQUEST_ID];
+        assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
+        assert_eq!(&request.headers()[X_REQUEST_ID], id);
+        assert_eq!(
+            request
+                .extensions()
+                .get::<RequestId>()
+                .unwrap()
+                .header_value(),
+            id
+        );
+        let context = request.extensions().get::<TraceContext>().unwrap();
+        assert_eq!(
+            response.headers()[TRACEPARENT],
+            context.traceparent().as_str()
+        );
+        assert_eq!(
+            response.extensions().len(),
+            0,
+            "nothing is added to the response"
+        );
+
+        let (other, _) = call(Request::new(()), false).await;
+        assert_ne!(&other.headers()[X_REQUEST_ID], id, "a new id per request");
+
+        let from_client = Request::builder()
+            .header(X_REQUEST_ID, "abc")
+            .body(())
+            .unwrap();
+        let (response, request) = call(from_client, false).await;
+        assert_eq!(response.headers()[X_REQUEST_ID], "abc");
+        assert_eq!(
+            request
+                .extensions()
+                .get::<RequestId>()
+                .unwrap()
+                .header_value(),
+            "abc"
+        );
+
+        let (response, _) = call(Request::new(()), true).await;
+        assert_eq!(
+            response.headers()[X_REQUEST_ID],
+            "mine",
+            "the handler's id wins"
         );
     }
 }

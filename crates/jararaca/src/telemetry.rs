@@ -119,7 +119,7 @@ pub(crate) mod otel {
         let tracer = provider.tracer("jararaca");
         let targets = Targets::new()
             .with_default(tracing::Level::INFO)
-            .with_target("jararaca::http", tracing::Level::DEBUG);
+            .with_target("jararaca_http", tracing::Level::DEBUG);
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(targets)

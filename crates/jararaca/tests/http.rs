@@ -424,3 +424,40 @@ async fn two_controllers_answering_one_route_fail_the_build_naming_both() {
         "http: GET /same is answered by both First.first and Second.second: give one of them another path or method"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_unit_of_work_and_an_unknown_path_is_not() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let router = app(Microservice::new("t")
+        .controller(items())
+        .interceptor(count_layer(Arc::clone(&count))))
+    .await;
+    let wrong_method = Request::delete("/items/1").body(Body::empty()).unwrap();
+    let (status, headers, _) = call(&router, wrong_method).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET,HEAD");
+    assert_eq!(headers["x-request-id"].len(), 32);
+    assert_eq!(headers["traceparent"].len(), 55);
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the 405 is intercepted");
+
+    let (status, headers, _) = call(&router, get("/nowhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!headers.contains_key("x-request-id"), "{headers:?}");
+    assert!(!headers.contains_key("traceparent"), "{headers:?}");
+    let (status, _, _) = call(&router, get("/health/live")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "404s and health are not units"
+    );
+
+    let head = Request::head("/items/1?page=0")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = call(&router, head).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-request-id"].len(), 32);
+    assert_eq!(count.load(Ordering::SeqCst), 2, "HEAD runs the GET route");
+}

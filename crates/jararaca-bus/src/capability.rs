@@ -70,6 +70,9 @@ impl Contribution for MessageController {
 /// by `server` when messages stay in the process), and the bus every unit of work publishes
 /// with.
 ///
+/// With a broker it connects when the service is built (retrying per the URL's
+/// `connection_retry_*`), and `/health/ready` checks RabbitMQ and, with a backend, Redis.
+///
 /// The bus is a singleton of the service's container: [`Bus`] (to publish outside a unit
 /// of work) and [`UnitBus`](crate::UnitBus) (staged in the current unit, from HTTP routes
 /// as from handlers) find it there.
@@ -192,6 +195,16 @@ impl Capability for MessageBus {
                     .into(),
             )
             .into());
+        }
+        if settings.broker_url.is_some() {
+            cx.readiness_check("rabbitmq", |c| async move {
+                Ok(c.get::<BusRuntime>()?.bus.publisher().ready().await?)
+            });
+        }
+        if settings.backend_url.is_some() {
+            cx.readiness_check("redis", |c| async move {
+                Ok(c.get::<BusRuntime>()?.store.ready().await?)
+            });
         }
         cx.providers(move |c| {
             c.factory(move || {
@@ -348,24 +361,14 @@ enum Transport {
 
 impl BusRuntime {
     async fn connect(settings: &BusSettings) -> Result<Self, BusError> {
-        let store: Arc<dyn DelayedStore> = match &settings.backend_url {
-            #[cfg(feature = "redis")]
-            Some(url) => Arc::new(RedisStore::connect(url).await?),
-            #[cfg(not(feature = "redis"))]
-            Some(_) => {
-                return Err(BusError::Config(
-                    "BACKEND_URL is set but jararaca-bus is built without its `redis` feature"
-                        .into(),
-                ));
-            }
-            None => Arc::new(InMemoryStore::default()),
-        };
         let (publisher, transport): (Arc<dyn Publisher>, Transport) = match &settings.broker_url {
             #[cfg(feature = "amqp")]
             Some(url) => {
                 let url = BrokerUrl::parse(url)?;
+                // Connected now, retried per the URL: an unreachable broker fails the start
+                // with its reason instead of the first publish.
                 (
-                    Arc::new(AmqpPublisher::lazy(&url)),
+                    Arc::new(AmqpPublisher::connect(&url).await?),
                     Transport::Amqp(Box::new(url)),
                 )
             }
@@ -379,6 +382,18 @@ impl BusRuntime {
                 let broker = InMemoryBroker::new();
                 (Arc::new(broker.clone()), Transport::Memory(broker))
             }
+        };
+        let store: Arc<dyn DelayedStore> = match &settings.backend_url {
+            #[cfg(feature = "redis")]
+            Some(url) => Arc::new(RedisStore::connect(url).await?),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => {
+                return Err(BusError::Config(
+                    "BACKEND_URL is set but jararaca-bus is built without its `redis` feature"
+                        .into(),
+                ));
+            }
+            None => Arc::new(InMemoryStore::default()),
         };
         Ok(Self {
             bus: Bus::from_arc(publisher).with_store_arc(Arc::clone(&store)),

@@ -25,4 +25,10 @@ pub trait Publisher: fmt::Debug + Send + Sync + 'static {
             Ok(())
         })
     }
+
+    /// Whether the broker can be reached now, for a readiness check: answers within one
+    /// connection attempt, without retrying.
+    fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -283,3 +283,23 @@ async fn all_in_one_runs_startup_hooks_first_and_shutdown_hooks_after_the_handle
     );
     assert_eq!(lines.last().map(String::as_str), Some("shutdown hook"));
 }
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_the_build_with_its_reason() {
+    let error = Microservice::new("unreachable")
+        .controller(MessageController::new("Work").handler::<Slow, _, _>("on_slow", on_slow))
+        .with(BusSettings {
+            broker_url: Some(
+                "amqp://guest:guest@127.0.0.1:1/%2f?exchange=x&connection_retry_max=0".into(),
+            ),
+            backend_url: Some("redis://127.0.0.1:1".into()),
+        })
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("RabbitMQ") && error.contains("BROKER_URL"),
+        "the error names what could not be reached: {error}"
+    );
+}

@@ -88,6 +88,16 @@ async fn a_created_task_is_handled_through_rabbitmq_and_redis() {
     declare(&url, &topology, false).await.unwrap();
     let app = service.build().await.unwrap();
     assert!(!app.bus_in_memory());
+    let ready = app
+        .router()
+        .oneshot(Request::get("/health/ready").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let checks: Value =
+        serde_json::from_slice(&ready.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(checks["checks"]["rabbitmq"]["status"], "ok", "{checks}");
+    assert_eq!(checks["checks"]["redis"]["status"], "ok", "{checks}");
 
     let outcome = tokio::spawn(with_worker(app, async |app| {
         let id = create(&app.router(), "through rabbitmq").await;

@@ -58,6 +58,11 @@ impl AmqpPublisher {
     }
 
     async fn channel(&self) -> Result<Channel, BusError> {
+        self.channel_with(true).await
+    }
+
+    /// The open channel, or a new connection (retried per the URL when `retry`).
+    async fn channel_with(&self, retry: bool) -> Result<Channel, BusError> {
         let mut link = self.link.lock().await;
         if let Some(current) = link.as_ref()
             && current.channel.status().connected()
@@ -65,7 +70,11 @@ impl AmqpPublisher {
             return Ok(current.channel.clone());
         }
         *link = None;
-        let connection = connect_with_retry(&self.url, "jararaca publisher").await?;
+        let connection = if retry {
+            connect_with_retry(&self.url, "jararaca publisher").await?
+        } else {
+            super::connect(&self.url, "jararaca publisher").await?
+        };
         let channel = connection
             .create_channel()
             .await
@@ -145,6 +154,10 @@ impl AmqpPublisher {
 }
 
 impl Publisher for AmqpPublisher {
+    fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move { self.channel_with(false).await.map(drop) })
+    }
+
     fn publish(&self, message: Outgoing) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(self.publish_with_reconnect(vec![message]))
     }

@@ -199,6 +199,11 @@ pub trait DelayedStore: fmt::Debug + Send + Sync + 'static {
         now: i64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<DelayedMessage>, BusError>>;
+
+    /// Whether the store can be reached now, for a readiness check.
+    fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A fresh store id in the reference's form: a uuid4 with dashes.

@@ -92,6 +92,17 @@ impl RedisStore {
 }
 
 impl DelayedStore for RedisStore {
+    fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map(drop)
+                .map_err(BusError::redis("ping"))
+        })
+    }
+
     fn enqueue(&self, message: DelayedMessage) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let keyed = message.idempotency_key.is_some();

@@ -584,17 +584,36 @@ async fn redis_store_uses_the_reference_keys_and_policies() {
         .unwrap();
     assert!(json.starts_with(r#"{"message_topic":"job.run","idempotency_key":"key-1","dispatch_time":100,"payload":"{\"n\":1}""#), "{json}");
 
-    let claimed = store.claim_due(99, 10).await.unwrap();
+    let claimed = store.claim_due(99, 10, 159).await.unwrap();
     assert!(claimed.is_empty());
-    let claimed = store.claim_due(100, 10).await.unwrap();
+    let claimed = store.claim_due(100, 10, 160).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].payload, r#"{"n":1}"#);
+    assert_eq!(claimed[0].id, "key-1");
+    assert_eq!(claimed[0].message.payload, r#"{"n":1}"#);
     assert!(
-        store.claim_due(1000, 10).await.unwrap().is_empty(),
-        "claimed once"
+        store.claim_due(159, 10, 219).await.unwrap().is_empty(),
+        "leased to one claimer"
+    );
+    // Its claimer died before publishing: the lease ends and the message is due again, its
+    // metadata never having left Redis.
+    let in_flight: f64 = redis::cmd("ZSCORE")
+        .arg(format!("{prefix}:delayed_messages_in_flight"))
+        .arg("key-1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(in_flight, 160.0);
+    let again = store.claim_due(160, 10, 220).await.unwrap();
+    assert_eq!(again.len(), 1, "reclaimed after its lease");
+    assert_eq!(again[0].id, "key-1");
+    store.complete("key-1").await.unwrap();
+    assert!(
+        store.claim_due(1000, 10, 1060).await.unwrap().is_empty(),
+        "completed: gone"
     );
     let left: i64 = redis::cmd("EXISTS")
         .arg(&zset)
+        .arg(format!("{prefix}:delayed_messages_in_flight"))
         .arg(format!("{prefix}:delayed_messages_metadata:key-1"))
         .query_async(&mut conn)
         .await

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use super::{DelayedMessage, DelayedStore, PayloadPolicy, TimePolicy, new_task_id};
+use super::{Claimed, DelayedMessage, DelayedStore, PayloadPolicy, TimePolicy, new_task_id};
 use crate::BusError;
 
 /// Delayed messages kept in memory: the embedded default, with the same idempotency rules
@@ -20,6 +20,8 @@ struct State {
     due: BTreeSet<(i64, String)>,
     scores: HashMap<String, i64>,
     metadata: HashMap<String, DelayedMessage>,
+    /// Leased ids with the end of their lease.
+    in_flight: HashMap<String, i64>,
 }
 
 impl InMemoryStore {
@@ -81,8 +83,22 @@ impl DelayedStore for InMemoryStore {
         &self,
         now: i64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<DelayedMessage>, BusError>> {
+        lease_until: i64,
+    ) -> BoxFuture<'_, Result<Vec<Claimed>, BusError>> {
         let mut state = self.lock();
+        let expired: Vec<String> = state
+            .in_flight
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            state.in_flight.remove(&id);
+            if !state.scores.contains_key(&id) {
+                state.due.insert((now, id.clone()));
+                state.scores.insert(id, now);
+            }
+        }
         let ids: Vec<(i64, String)> = state
             .due
             .iter()
@@ -94,11 +110,34 @@ impl DelayedStore for InMemoryStore {
         for key in ids {
             state.due.remove(&key);
             state.scores.remove(&key.1);
-            if let Some(message) = state.metadata.remove(&key.1) {
-                claimed.push(message);
+            if let Some(message) = state.metadata.get(&key.1).cloned() {
+                state.in_flight.insert(key.1.clone(), lease_until);
+                claimed.push(Claimed { id: key.1, message });
             }
         }
         Box::pin(async { Ok(claimed) })
+    }
+
+    fn complete(&self, id: &str) -> BoxFuture<'_, Result<(), BusError>> {
+        let mut state = self.lock();
+        state.in_flight.remove(id);
+        if !state.scores.contains_key(id) {
+            state.metadata.remove(id);
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn retry_at(&self, claimed: Claimed, at: i64) -> BoxFuture<'_, Result<(), BusError>> {
+        let mut state = self.lock();
+        let mut message = claimed.message;
+        message.dispatch_time = at;
+        state.in_flight.remove(&claimed.id);
+        if let Some(old) = state.scores.insert(claimed.id.clone(), at) {
+            state.due.remove(&(old, claimed.id.clone()));
+        }
+        state.due.insert((at, claimed.id.clone()));
+        state.metadata.insert(claimed.id, message);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -129,11 +168,34 @@ mod tests {
         store.enqueue(message(20, "late")).await.unwrap();
         store.enqueue(message(10, "early")).await.unwrap();
         store.enqueue(message(99, "future")).await.unwrap();
-        let due = store.claim_due(20, 10).await.unwrap();
-        let payloads: Vec<_> = due.iter().map(|m| m.payload.as_str()).collect();
+        let due = store.claim_due(20, 10, 80).await.unwrap();
+        let payloads: Vec<_> = due.iter().map(|c| c.message.payload.as_str()).collect();
         assert_eq!(payloads, ["early", "late"]);
-        assert!(store.claim_due(20, 10).await.unwrap().is_empty());
+        assert!(store.claim_due(20, 10, 80).await.unwrap().is_empty());
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_ends_unsettled_makes_the_message_due_again_until_completed() {
+        let store = InMemoryStore::new();
+        store.enqueue(message(10, "once")).await.unwrap();
+        let first = store.claim_due(10, 10, 70).await.unwrap();
+        assert_eq!(first.len(), 1);
+        // Its pump died: nobody else gets it while the lease runs.
+        assert!(store.claim_due(69, 10, 129).await.unwrap().is_empty());
+        let again = store.claim_due(70, 10, 130).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, first[0].id, "the same message, under its id");
+        store.complete(&again[0].id).await.unwrap();
+        assert!(store.claim_due(1000, 10, 1060).await.unwrap().is_empty());
+        assert!(store.is_empty());
+
+        // A failed publish puts it back, due when asked.
+        store.enqueue(message(10, "retried")).await.unwrap();
+        let claimed = store.claim_due(10, 10, 70).await.unwrap().remove(0);
+        store.retry_at(claimed, 20).await.unwrap();
+        assert!(store.claim_due(19, 10, 79).await.unwrap().is_empty());
+        assert_eq!(store.claim_due(20, 10, 80).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

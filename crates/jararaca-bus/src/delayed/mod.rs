@@ -16,9 +16,11 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::InMemoryStore;
-pub use self::pump::{DEFAULT_BATCH_SIZE, FAILED_DISPATCH_DELAY_SECS, pump_due, run_pump};
+pub use self::pump::{
+    CLAIM_LEASE_SECS, DEFAULT_BATCH_SIZE, FAILED_DISPATCH_DELAY_SECS, pump_due, run_pump,
+};
 #[cfg(feature = "redis")]
-pub use self::redis::{DELAYED_MESSAGES_KEY, METADATA_KEY_PREFIX, RedisStore};
+pub use self::redis::{DELAYED_MESSAGES_KEY, IN_FLIGHT_KEY, METADATA_KEY_PREFIX, RedisStore};
 use crate::bus::unix_seconds;
 use crate::headers::Headers;
 use crate::{BusError, Message, Outgoing, Route};
@@ -192,18 +194,38 @@ pub trait DelayedStore: fmt::Debug + Send + Sync + 'static {
     /// Stores `message` until its dispatch time, following its idempotency policies.
     fn enqueue(&self, message: DelayedMessage) -> BoxFuture<'_, Result<(), BusError>>;
 
-    /// Atomically takes up to `limit` messages due at `now` (Unix seconds): no two callers
-    /// ever get the same message.
+    /// Atomically leases up to `limit` messages due at `now` (Unix seconds) until
+    /// `lease_until`: no two callers get the same message while its lease runs. A leased
+    /// message stays stored until [`complete`](Self::complete); one whose lease expired (its
+    /// pump died before publishing, or before saying so) is due again for any caller.
+    /// Leases expired at `now` are reclaimed first.
     fn claim_due(
         &self,
         now: i64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<DelayedMessage>, BusError>>;
+        lease_until: i64,
+    ) -> BoxFuture<'_, Result<Vec<Claimed>, BusError>>;
+
+    /// Deletes a claimed message: it was published (and confirmed).
+    fn complete(&self, id: &str) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Ends the lease of a claimed message and stores it again, due at `at`: publishing it
+    /// failed.
+    fn retry_at(&self, claimed: Claimed, at: i64) -> BoxFuture<'_, Result<(), BusError>>;
 
     /// Whether the store can be reached now, for a readiness check.
     fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// A message leased by [`DelayedStore::claim_due`], with its store id.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Its id in the store (the idempotency key, or the id it was stored under).
+    pub id: String,
+    /// The message.
+    pub message: DelayedMessage,
 }
 
 /// A fresh store id in the reference's form: a uuid4 with dashes.

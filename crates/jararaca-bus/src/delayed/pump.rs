@@ -10,34 +10,47 @@ use crate::{BusError, Publisher};
 /// How many due messages one pass claims (the reference's `delayed_messages_batch_size`).
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 
+/// How long a pump holds the messages it claimed before any pump may claim them again: a
+/// pump killed between claiming and publishing delays them by this much, never loses them.
+pub const CLAIM_LEASE_SECS: i64 = 60;
+
 /// How far a message whose publishing failed is pushed back (the reference's 10 s).
 pub const FAILED_DISPATCH_DELAY_SECS: i64 = 10;
 
 /// Claims the messages due now and publishes them; returns how many were sent.
 ///
-/// A message that cannot be published goes back into the store, due
-/// [`FAILED_DISPATCH_DELAY_SECS`] later, and the first such error is returned after the
-/// whole batch was handled.
+/// Messages are leased for [`CLAIM_LEASE_SECS`] and deleted only once the publisher has
+/// them (a confirm for RabbitMQ), so each is published at least once: a pump that dies before
+/// deleting leaves them to be claimed again when the lease ends. A message that cannot be
+/// published is put back, due [`FAILED_DISPATCH_DELAY_SECS`] later (if even that fails, its
+/// lease ends and it is claimed again); the first error is returned after the whole batch.
 pub async fn pump_due(
     store: &dyn DelayedStore,
     publisher: &dyn Publisher,
     batch_size: usize,
 ) -> Result<usize, BusError> {
     let now = unix_seconds(SystemTime::now());
-    let due = store.claim_due(now, batch_size).await?;
+    let due = store
+        .claim_due(now, batch_size, now + CLAIM_LEASE_SECS)
+        .await?;
     let mut sent = 0;
     let mut first_error = None;
-    for mut message in due {
-        match publisher.publish(message.to_outgoing()).await {
-            Ok(()) => sent += 1,
+    for claimed in due {
+        match publisher.publish(claimed.message.to_outgoing()).await {
+            Ok(()) => {
+                sent += 1;
+                if let Err(error) = store.complete(&claimed.id).await {
+                    tracing::warn!(%error, id = %claimed.id, "a published delayed message could not be deleted; it is sent again when its lease ends");
+                }
+            }
             Err(error) => {
-                tracing::warn!(%error, topic = %message.message_topic, "publishing a due delayed message failed; retrying in 10 s");
-                message.dispatch_time = now + FAILED_DISPATCH_DELAY_SECS;
-                // A re-enqueue under the same idempotency key must move the time forward.
-                message.time_policy = super::TimePolicy::Replace;
-                message.payload_policy = super::PayloadPolicy::Replace;
-                if let Err(store_error) = store.enqueue(message).await {
-                    tracing::error!(%store_error, "a due delayed message could not be put back and is lost");
+                tracing::warn!(%error, topic = %claimed.message.message_topic, "publishing a due delayed message failed; retrying in 10 s");
+                let id = claimed.id.clone();
+                if let Err(store_error) = store
+                    .retry_at(claimed, now + FAILED_DISPATCH_DELAY_SECS)
+                    .await
+                {
+                    tracing::warn!(%store_error, %id, "a delayed message could not be put back; it is claimed again when its lease ends");
                 }
                 first_error.get_or_insert(error);
             }

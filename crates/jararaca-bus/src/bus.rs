@@ -2,27 +2,78 @@
 //! staging handle [`UnitBus`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jararaca_di::{Envelope, UnitOfWork};
+use jararaca_retry::RetryPolicy;
 use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::delayed::{DelayedMessage, DelayedStore};
+use crate::outbox::{OutboxMessage, OutboxSource, RelayOptions, Relays, UnitOutbox};
 use crate::{BusError, Message, Outgoing, Publisher};
 
 /// A publisher plus (optionally) a delayed-message store: what a service publishes with.
 ///
 /// Outside a unit of work its methods send at once. Inside one, [`BusLayer`] makes it
 /// ambient and messages are staged with [`UnitBus`] or
-/// [`MessageExt::publish`](crate::MessageExt::publish), and sent after the unit commits.
+/// [`MessageExt::publish`](crate::MessageExt::publish): written to the unit's transactional
+/// outbox when it has one (see [`outbox`](crate::outbox)), else sent after the unit commits.
 #[derive(Clone)]
 pub struct Bus {
     publisher: Arc<dyn Publisher>,
     store: Option<Arc<dyn DelayedStore>>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a bus shares: its relays and how it reports what it could not send.
+struct Shared {
+    relays: Relays,
+    after_commit_retry: Mutex<RetryPolicy>,
+    on_not_published: Mutex<Option<NotPublishedHandler>>,
+    not_published: AtomicU64,
+    relay_failures: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            relays: Relays::default(),
+            after_commit_retry: Mutex::new(default_after_commit_retry()),
+            on_not_published: Mutex::new(None),
+            not_published: AtomicU64::new(0),
+            relay_failures: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The default retry of after-commit publishing: two more attempts, 100 ms then 200 ms later.
+fn default_after_commit_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .max_retries(2)
+        .initial_delay(Duration::from_millis(100))
+        .max_delay(Duration::from_secs(1))
+}
+
+/// Called with what a committed unit staged but could not publish (after-commit mode only:
+/// the outbox keeps such messages and retries them).
+pub type NotPublishedHandler = Arc<dyn Fn(&NotPublished) + Send + Sync>;
+
+/// Messages a committed unit staged that were not published, even after retrying.
+#[derive(Debug)]
+pub struct NotPublished {
+    /// The messages, in the order they were staged.
+    pub messages: Vec<OutboxMessage>,
+    /// The last error.
+    pub error: BusError,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl fmt::Debug for Bus {
@@ -30,6 +81,7 @@ impl fmt::Debug for Bus {
         f.debug_struct("Bus")
             .field("publisher", &self.publisher)
             .field("store", &self.store)
+            .field("relays", &self.shared.relays)
             .finish()
     }
 }
@@ -45,6 +97,7 @@ impl Bus {
         Self {
             publisher,
             store: None,
+            shared: Arc::default(),
         }
     }
 
@@ -98,6 +151,82 @@ impl Bus {
     /// Stores a delayed message built by hand (idempotency keys and policies).
     pub async fn enqueue(&self, message: DelayedMessage) -> Result<(), BusError> {
         self.require_store()?.enqueue(message).await
+    }
+
+    /// Retries after-commit publishing with `policy` (default: two retries, 100 ms and
+    /// 200 ms after the first attempt). Units that write to an outbox do not use it: their
+    /// relay retries until the message is out.
+    #[must_use]
+    pub fn with_after_commit_retry(self, policy: RetryPolicy) -> Self {
+        *lock(&self.shared.after_commit_retry) = policy;
+        self
+    }
+
+    /// Calls `handler` with the messages of a committed unit that after-commit publishing
+    /// could not send even after retrying (they are also logged and counted in
+    /// [`Bus::not_published`]): the place to alert, or to keep them elsewhere.
+    #[must_use]
+    pub fn on_not_published(self, handler: impl Fn(&NotPublished) + Send + Sync + 'static) -> Self {
+        *lock(&self.shared.on_not_published) = Some(Arc::new(handler));
+        self
+    }
+
+    /// How many staged messages of committed units after-commit publishing could not send.
+    pub fn not_published(&self) -> u64 {
+        self.shared.not_published.load(Ordering::Relaxed)
+    }
+
+    /// How the outbox relays of this bus run (batch size, polling); set it before the first
+    /// relay starts.
+    #[must_use]
+    pub fn with_relay_options(self, options: RelayOptions) -> Self {
+        self.shared.relays.set_options(options);
+        self
+    }
+
+    /// Starts relaying `source` (an outbox table) with this bus's publisher and store, unless
+    /// a relay for it runs already. The first unit that writes to an outbox starts its relay
+    /// by itself; attach at startup to publish at once what an earlier process left there.
+    /// Needs a Tokio runtime.
+    pub fn attach_outbox(&self, source: Arc<dyn OutboxSource>) {
+        self.shared.relays.attach(self, source);
+    }
+
+    /// Whether a relay runs for the outbox `key` ([`OutboxSource::key`]).
+    pub fn relays_outbox(&self, key: &str) -> bool {
+        self.shared.relays.is_running(key)
+    }
+
+    /// Stops the outbox relays after publishing what is in their outboxes, within `grace`;
+    /// what is left stays in the table for the next relay. The bus capability does this when
+    /// the service stops.
+    pub async fn drain_outboxes(&self, grace: Duration) {
+        self.shared.relays.drain(self, grace).await;
+    }
+
+    pub(crate) fn record_relay_failures(&self, failed: usize) {
+        self.shared
+            .relay_failures
+            .fetch_add(failed as u64, Ordering::Relaxed);
+    }
+
+    /// How many times an outbox relay could not publish a message (each is retried, and
+    /// stays in its table until it is out): a number that grows means the broker or the
+    /// delayed store refuses messages.
+    pub fn outbox_failures(&self) -> u64 {
+        self.shared.relay_failures.load(Ordering::Relaxed)
+    }
+
+    fn report_not_published(&self, not_published: NotPublished) {
+        let count = not_published.messages.len();
+        self.shared
+            .not_published
+            .fetch_add(count as u64, Ordering::Relaxed);
+        tracing::error!(count, error = %not_published.error, "messages of a committed unit were not published");
+        let handler = lock(&self.shared.on_not_published).clone();
+        if let Some(handler) = handler {
+            handler(&not_published);
+        }
     }
 }
 
@@ -273,6 +402,19 @@ impl UnitBus {
                 kind: self.unit.kind().as_str(),
             }));
         }
+        if let Some(outbox) = self.unit.get_local::<UnitOutbox>()
+            && outbox.writer().is_active()
+        {
+            // Written in the unit's transaction; its relay publishes once it committed.
+            let mut staged = Staged::default();
+            add(&mut staged);
+            let writer = outbox.writer();
+            for message in staged.into_messages() {
+                writer.stage(&self.unit, message)?;
+            }
+            self.bus.attach_outbox(writer.source());
+            return Ok(());
+        }
         let outbox = self.unit.local(Outbox::default);
         let mut slot = outbox.staged.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_mut() {
@@ -293,6 +435,18 @@ impl UnitBus {
     }
 }
 
+impl Staged {
+    fn into_messages(self) -> impl Iterator<Item = OutboxMessage> {
+        self.publishes
+            .into_iter()
+            .map(OutboxMessage::Publish)
+            .chain(self.delays.into_iter().map(OutboxMessage::Delay))
+    }
+}
+
+/// After-commit publishing: everything at once, then, on a failure, message by message with
+/// the bus's retry policy (a message the broker had confirmed before the failure may go out
+/// twice, with its message id). What still fails is reported, not silently dropped.
 async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxError> {
     let staged = outbox
         .staged
@@ -300,13 +454,39 @@ async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxErro
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .unwrap_or_default();
-    if !staged.publishes.is_empty() {
-        bus.publisher.publish_all(staged.publishes).await?;
+    let mut messages = std::collections::VecDeque::new();
+    if !staged.publishes.is_empty()
+        && let Err(error) = bus.publisher.publish_all(staged.publishes.clone()).await
+    {
+        tracing::warn!(%error, "publishing a unit's messages failed; retrying them one by one");
+        messages.extend(staged.publishes.into_iter().map(OutboxMessage::Publish));
     }
-    if !staged.delays.is_empty() {
-        let store = bus.require_store()?;
-        for delayed in staged.delays {
-            store.enqueue(delayed).await?;
+    messages.extend(staged.delays.into_iter().map(OutboxMessage::Delay));
+    let policy = *lock(&bus.shared.after_commit_retry);
+    while let Some(message) = messages.front() {
+        let sent = policy
+            .retry(|| async {
+                match message {
+                    OutboxMessage::Publish(outgoing) => {
+                        bus.publisher.publish(outgoing.clone()).await
+                    }
+                    OutboxMessage::Delay(delayed) => bus.enqueue(delayed.clone()).await,
+                }
+            })
+            .await;
+        match sent {
+            Ok(()) => {
+                messages.pop_front();
+            }
+            Err(error) => {
+                let count = messages.len();
+                let reason = error.to_string();
+                bus.report_not_published(NotPublished {
+                    messages: messages.into(),
+                    error,
+                });
+                return Err(BusError::NotPublished { count, reason }.into());
+            }
         }
     }
     Ok(())

@@ -4,11 +4,10 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, ArgMatches};
+use clap::{Arg, ArgMatches};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jararaca_di::{
@@ -143,6 +142,7 @@ fn worker_command() -> clap::Command {
         .arg(jararaca_di::app::grace_arg())
 }
 
+#[cfg(feature = "amqp")]
 fn declare_command() -> clap::Command {
     clap::Command::new("declare")
         .about("Declare the exchange, dlx/dlq and every handler queue")
@@ -152,7 +152,7 @@ fn declare_command() -> clap::Command {
                 .long("interactive-mode")
                 .short('i')
                 .env("INTERACTIVE_MODE")
-                .action(ArgAction::SetTrue)
+                .action(clap::ArgAction::SetTrue)
                 .help("On a conflict with an existing queue, ask before recreating it"),
         )
         .arg(
@@ -160,7 +160,7 @@ fn declare_command() -> clap::Command {
                 .long("force")
                 .short('f')
                 .env("FORCE")
-                .action(ArgAction::SetTrue)
+                .action(clap::ArgAction::SetTrue)
                 .help("Recreate queues whose arguments conflict (their messages are lost)"),
         )
 }
@@ -206,6 +206,10 @@ impl Capability for MessageBus {
                 Ok(c.get::<BusRuntime>()?.store.ready().await?)
             });
         }
+        let grace = cx
+            .role()
+            .and_then(|role| role.arg::<u64>("gracious-shutdown-seconds"))
+            .map_or(jararaca_di::app::DEFAULT_GRACE, Duration::from_secs);
         cx.providers(move |c| {
             c.factory(move || {
                 let settings = settings.clone();
@@ -214,6 +218,12 @@ impl Capability for MessageBus {
             .factory(
                 |runtime: Arc<BusRuntime>| async move { Ok::<_, Infallible>(runtime.bus.clone()) },
             )
+            // After the user's hooks' registration, so before them when stopping: the outbox
+            // is relayed while the database is still open.
+            .on_shutdown("outbox relays", move |c| async move {
+                c.get::<BusRuntime>()?.bus.drain_outboxes(grace).await;
+                Ok(())
+            })
         });
         Ok(())
     }
@@ -244,6 +254,7 @@ impl Capability for MessageBus {
                 .collect();
             // In process, the queues exist from the start, as `declare` makes them on
             // RabbitMQ: what is published before the worker runs waits for it.
+            #[cfg_attr(not(feature = "amqp"), allow(irrefutable_let_patterns))]
             if let Transport::Memory(broker) = &runtime.transport {
                 for handler in &handlers {
                     broker.declare_queue(handler.queue(), &handler.binding_key());
@@ -257,8 +268,8 @@ impl Capability for MessageBus {
     fn run_tool<'a>(
         &'a self,
         command: &'a str,
-        matches: &'a ArgMatches,
-        cx: ToolContext<'a>,
+        #[cfg_attr(not(feature = "amqp"), allow(unused_variables))] matches: &'a ArgMatches,
+        #[cfg_attr(not(feature = "amqp"), allow(unused_variables))] cx: ToolContext<'a>,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         async move {
             match command {
@@ -320,7 +331,10 @@ async fn declare(topology: &Topology, matches: &ArgMatches) -> Result<(), BoxErr
     Ok(())
 }
 
+#[cfg(feature = "amqp")]
 fn confirm() -> Result<bool, BoxError> {
+    use std::io::{BufRead, IsTerminal, Write};
+
     if !std::io::stdin().is_terminal() {
         return Err(
             "a queue conflicts and there is no terminal to ask: rerun with --force to recreate it"

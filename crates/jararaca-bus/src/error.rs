@@ -132,6 +132,22 @@ pub enum BusError {
         #[source]
         source: redis::RedisError,
     },
+
+    /// A row of the transactional outbox could not be read.
+    #[error("cannot read an outbox message: {reason}")]
+    CorruptOutboxMessage {
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A unit's messages could not be published after its commit, even after retrying.
+    #[error("{count} messages staged by a committed unit were not published: {reason}")]
+    NotPublished {
+        /// How many.
+        count: usize,
+        /// The last error.
+        reason: String,
+    },
 }
 
 impl BusError {

@@ -90,6 +90,7 @@ mod handler;
 pub mod headers;
 mod memory;
 mod message;
+pub mod outbox;
 mod publisher;
 mod settle;
 mod topology;
@@ -98,7 +99,7 @@ mod worker;
 
 #[cfg(feature = "amqp")]
 pub use amqp::AmqpPublisher;
-pub use bus::{Bus, BusLayer, BusService, UnitBus};
+pub use bus::{Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus};
 pub use capability::{BusApp, BusPart, BusSettings, MessageBus};
 pub use controller::MessageController;
 #[cfg(feature = "redis")]

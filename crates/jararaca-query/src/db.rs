@@ -16,6 +16,8 @@ compile_error!(
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: Pool,
+    #[cfg(feature = "bus")]
+    outbox: std::sync::Arc<crate::outbox::Signal>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ impl Db {
     pub fn from_postgres(pool: sqlx::PgPool) -> Self {
         Self {
             pool: Pool::Postgres(pool),
+            #[cfg(feature = "bus")]
+            outbox: std::sync::Arc::default(),
         }
     }
 
@@ -103,6 +107,8 @@ impl Db {
     pub fn from_sqlite(pool: sqlx::SqlitePool) -> Self {
         Self {
             pool: Pool::Sqlite(pool),
+            #[cfg(feature = "bus")]
+            outbox: std::sync::Arc::default(),
         }
     }
 
@@ -128,6 +134,11 @@ impl Db {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    #[cfg(feature = "bus")]
+    pub(crate) fn outbox_signal(&self) -> &std::sync::Arc<crate::outbox::Signal> {
+        &self.outbox
     }
 
     /// The SQL dialect of this database.

@@ -101,6 +101,8 @@ mod db;
 mod entity;
 mod error;
 mod filter;
+#[cfg(feature = "bus")]
+pub mod outbox;
 mod pagination;
 mod query;
 mod session;

@@ -54,7 +54,11 @@ impl fmt::Debug for Session {
 pub(crate) struct UnitTx {
     db: Db,
     autocommit: AtomicBool,
+    enlisted: AtomicBool,
     slot: Arc<Mutex<Slot>>,
+    /// Outbox rows to write just before the commit.
+    #[cfg(feature = "bus")]
+    outbox: std::sync::Mutex<Vec<crate::outbox::PendingRow>>,
 }
 
 /// A marker unit-local: the unit opted out of the transaction.
@@ -63,7 +67,6 @@ pub(crate) struct OptedOut;
 #[derive(Default)]
 struct Slot {
     tx: Option<AnyTx>,
-    enlisted: bool,
     finished: bool,
 }
 
@@ -79,7 +82,10 @@ impl UnitTx {
         Self {
             db,
             autocommit: AtomicBool::new(autocommit),
+            enlisted: AtomicBool::new(false),
             slot: Arc::default(),
+            #[cfg(feature = "bus")]
+            outbox: std::sync::Mutex::default(),
         }
     }
 
@@ -88,36 +94,116 @@ impl UnitTx {
     }
 
     fn is_autocommit(&self, unit: &UnitOfWork) -> bool {
-        self.autocommit.load(Ordering::Relaxed) || unit.get_local::<OptedOut>().is_some()
+        self.is_opted_out() || unit.get_local::<OptedOut>().is_some()
+    }
+
+    /// Whether the unit runs without a transaction, as far as this state knows (the
+    /// opt-out layer tells it when it runs inside the transaction layer).
+    pub(crate) fn is_opted_out(&self) -> bool {
+        self.autocommit.load(Ordering::Relaxed)
+    }
+
+    #[cfg(feature = "bus")]
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Enlists the transaction in `unit` (once): it commits or rolls back with the unit.
+    fn enlist(self: &Arc<Self>, unit: &UnitOfWork) -> Result<(), QueryError> {
+        if self.enlisted.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let enlisted = unit.enlist(TxResource {
+            state: Arc::clone(self),
+            name: match self.db.dialect() {
+                Dialect::Postgres => "postgres transaction",
+                Dialect::Sqlite => "sqlite transaction",
+            },
+        });
+        if enlisted.is_err() {
+            self.enlisted.store(false, Ordering::Release);
+        }
+        Ok(enlisted?)
+    }
+
+    /// Keeps `message` to be written in the transaction just before it commits.
+    #[cfg(feature = "bus")]
+    pub(crate) fn stage_outbox(
+        self: &Arc<Self>,
+        unit: &UnitOfWork,
+        message: jararaca_bus::outbox::OutboxMessage,
+    ) -> Result<(), QueryError> {
+        self.enlist(unit)?;
+        let row = (message.message_id().map(str::to_owned), message.encode());
+        self.outbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(row);
+        Ok(())
     }
 }
 
 /// The unit's transaction as a [`Resource`]: the unit of work commits or rolls it back.
 struct TxResource {
-    slot: Arc<Mutex<Slot>>,
+    state: Arc<UnitTx>,
     name: &'static str,
 }
 
 impl TxResource {
     async fn finish(self, commit: bool) -> Result<(), BoxError> {
-        let mut slot = self.slot.lock().await;
+        let mut slot = self.state.slot.lock().await;
         slot.finished = true;
+        #[cfg(feature = "bus")]
+        let outbox =
+            std::mem::take(&mut *self.state.outbox.lock().unwrap_or_else(|e| e.into_inner()));
+        #[cfg(feature = "bus")]
+        if commit && !outbox.is_empty() && slot.tx.is_none() {
+            // The unit ran no statement but has messages: they still commit atomically.
+            slot.tx = Some(begin(&self.state.db).await?);
+        }
         let Some(tx) = slot.tx.take() else {
             // Enlisted but never begun (BEGIN failed): nothing to do.
             return Ok(());
         };
         match (tx, commit) {
             #[cfg(feature = "postgres")]
-            (AnyTx::Postgres(tx), true) => tx.commit().await?,
+            #[cfg_attr(not(feature = "bus"), allow(unused_mut))]
+            (AnyTx::Postgres(mut tx), true) => {
+                #[cfg(feature = "bus")]
+                crate::outbox::insert_postgres(&mut tx, &outbox)
+                    .await
+                    .map_err(crate::outbox::insert_error)?;
+                tx.commit().await?;
+            }
             #[cfg(feature = "postgres")]
             (AnyTx::Postgres(tx), false) => tx.rollback().await?,
             #[cfg(feature = "sqlite")]
-            (AnyTx::Sqlite(tx), true) => tx.commit().await?,
+            #[cfg_attr(not(feature = "bus"), allow(unused_mut))]
+            (AnyTx::Sqlite(mut tx), true) => {
+                #[cfg(feature = "bus")]
+                crate::outbox::insert_sqlite(&mut tx, &outbox)
+                    .await
+                    .map_err(crate::outbox::insert_error)?;
+                tx.commit().await?;
+            }
             #[cfg(feature = "sqlite")]
             (AnyTx::Sqlite(tx), false) => tx.rollback().await?,
         }
+        #[cfg(feature = "bus")]
+        if commit && !outbox.is_empty() {
+            self.state.db.outbox_signal().notify();
+        }
         Ok(())
     }
+}
+
+async fn begin(db: &Db) -> Result<AnyTx, sqlx::Error> {
+    Ok(match db.pool() {
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(p) => AnyTx::Postgres(p.begin().await?),
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(p) => AnyTx::Sqlite(p.begin().await?),
+    })
 }
 
 impl Resource for TxResource {
@@ -255,22 +341,8 @@ impl Session {
         if slot.tx.is_none() {
             // Enlist before BEGIN: a unit decided meanwhile refuses it and no transaction
             // is left dangling; a failed BEGIN leaves an empty resource that commits nothing.
-            if !slot.enlisted {
-                unit.enlist(TxResource {
-                    slot: Arc::clone(&state.slot),
-                    name: match state.db.dialect() {
-                        Dialect::Postgres => "postgres transaction",
-                        Dialect::Sqlite => "sqlite transaction",
-                    },
-                })?;
-                slot.enlisted = true;
-            }
-            slot.tx = Some(match state.db.pool() {
-                #[cfg(feature = "postgres")]
-                Pool::Postgres(p) => AnyTx::Postgres(p.begin().await?),
-                #[cfg(feature = "sqlite")]
-                Pool::Sqlite(p) => AnyTx::Sqlite(p.begin().await?),
-            });
+            state.enlist(unit)?;
+            slot.tx = Some(begin(&state.db).await?);
             tracing::trace!("unit of work transaction begun");
         }
         Ok(SessionConnection {

@@ -99,6 +99,14 @@ where
                 if skip {
                     state.set_autocommit();
                 }
+                #[cfg(feature = "bus")]
+                if !skip {
+                    // The bus writes this unit's messages into its transaction.
+                    let writer = crate::outbox::UnitWriter {
+                        state: Arc::clone(&state),
+                    };
+                    unit.local(|| jararaca_bus::outbox::UnitOutbox::new(Arc::new(writer)));
+                }
                 req.extensions_mut().insert(Session::unit(state, unit));
             }
             None => tracing::debug!(
@@ -157,6 +165,9 @@ where
         // (checked before the first statement).
         if let Some(unit) = req.extensions().get::<UnitOfWork>() {
             unit.local(|| OptedOut);
+            if let Some(state) = unit.get_local::<UnitTx>() {
+                state.set_autocommit();
+            }
         }
         req.extensions_mut().insert(NoTransaction);
         self.inner.call(req)

@@ -20,7 +20,9 @@ mod tasks;
 
 use std::sync::Arc;
 
+use jararaca::bus::Bus;
 use jararaca::{BoxError, Microservice};
+use jararaca_query::outbox::SqlOutbox;
 use jararaca_query::{Db, TransactionLayer};
 use serde::Deserialize;
 use sqlx::migrate::Migrator;
@@ -61,6 +63,8 @@ async fn database(config: Arc<AppConfig>) -> Result<Db, BoxError> {
     } else if let Some(pool) = db.as_sqlite() {
         SQLITE_MIGRATIONS.run(pool).await?;
     }
+    // The table the transaction writes published messages to (the outbox).
+    jararaca_query::outbox::migrate(&db).await?;
     Ok(db)
 }
 
@@ -87,6 +91,12 @@ pub fn service() -> Microservice {
             "database",
             |c| async move { Ok(c.get::<Db>()?.ping().await?) },
         )
+        // Publishes at once what a previous run committed but had not published yet.
+        .on_startup("outbox", |c| async move {
+            let db = c.get::<Db>()?;
+            c.get::<Bus>()?.attach_outbox(SqlOutbox::source(&db));
+            Ok(())
+        })
         .on_shutdown("database", |c| async move {
             c.get::<Db>()?.close().await;
             Ok(())

@@ -53,6 +53,7 @@ pub(crate) struct Runtime {
     /// Set when the worker itself is dropped: its connection goes with it, so abandoned
     /// deliveries are left to the broker's redelivery rather than copied (a copy sent while
     /// the connection closes could not be followed by the original's ack).
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     pub(crate) torn_down: std::sync::atomic::AtomicBool,
 }
 

@@ -374,13 +374,26 @@ impl UnitBus {
     }
 
     /// Stages `message`; it is published after the unit commits.
+    ///
+    /// In a traced unit (an HTTP request, a delivery) it gets a `PUBLISH <topic>` span and
+    /// carries that span's `traceparent`.
     pub fn publish<M: Message>(&self, message: &M) -> Result<(), BusError> {
-        let outgoing = Outgoing::message(message)?;
+        let mut outgoing = Outgoing::message(message)?;
+        if let Some(parent) = self.unit.trace() {
+            crate::trace::publish(parent, M::TOPIC, &mut outgoing.headers);
+        }
         self.stage(|staged| staged.publishes.push(outgoing))
     }
 
-    /// Stages a message built by hand.
-    pub fn publish_outgoing(&self, outgoing: Outgoing) -> Result<(), BusError> {
+    /// Stages a message built by hand (traced as [`UnitBus::publish`] does, under its
+    /// routing key, unless it carries a `traceparent` of its own).
+    pub fn publish_outgoing(&self, mut outgoing: Outgoing) -> Result<(), BusError> {
+        if let Some(parent) = self.unit.trace()
+            && !outgoing.headers.contains_key(crate::TRACEPARENT)
+        {
+            let topic = outgoing.routing_key().trim_end_matches(".#").to_string();
+            crate::trace::publish(parent, &topic, &mut outgoing.headers);
+        }
         self.stage(|staged| staged.publishes.push(outgoing))
     }
 
@@ -392,7 +405,10 @@ impl UnitBus {
     /// Stages `message` for delivery at `at`; it is stored after the unit commits.
     pub fn schedule<M: Message>(&self, message: &M, at: SystemTime) -> Result<(), BusError> {
         self.bus.require_store()?;
-        let delayed = DelayedMessage::of(message, at)?;
+        let mut delayed = DelayedMessage::of(message, at)?;
+        if let Some(parent) = self.unit.trace() {
+            crate::trace::publish(parent, M::TOPIC, &mut delayed.headers);
+        }
         self.stage(|staged| staged.delays.push(delayed))
     }
 
@@ -606,5 +622,97 @@ mod extractor_tests {
             status(&bare, "/ok").await,
             http::StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+}
+
+#[cfg(test)]
+mod after_commit_tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use futures_util::future::BoxFuture;
+    use jararaca_di::{UnitKind, UnitOfWork};
+
+    use super::*;
+    use crate::{InMemoryBroker, MessageKind};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Made {
+        n: u32,
+    }
+
+    impl Message for Made {
+        const TOPIC: &'static str = "thing.made";
+        const KIND: MessageKind = MessageKind::Event;
+    }
+
+    /// Refuses the first `failures` publishes, then forwards to the broker.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: AtomicUsize,
+        broker: InMemoryBroker,
+    }
+
+    impl Publisher for Flaky {
+        fn publish(&self, message: Outgoing) -> BoxFuture<'_, Result<(), BusError>> {
+            Box::pin(async move {
+                let left = self.failures.load(Ordering::Relaxed);
+                if left > 0 {
+                    self.failures.store(left - 1, Ordering::Relaxed);
+                    return Err(BusError::Config("the broker is away".into()));
+                }
+                self.broker.publish(message).await
+            })
+        }
+    }
+
+    fn flaky(failures: usize) -> (Bus, InMemoryBroker) {
+        let broker = InMemoryBroker::new();
+        broker.declare_queue("probe", "thing.made.#");
+        let bus = Bus::new(Flaky {
+            failures: AtomicUsize::new(failures),
+            broker: broker.clone(),
+        })
+        .with_after_commit_retry(
+            RetryPolicy::default()
+                .initial_delay(Duration::from_millis(1))
+                .max_retries(2)
+                .jitter(false),
+        );
+        (bus, broker)
+    }
+
+    async fn commit_one(bus: &Bus, n: u32) {
+        let unit = UnitOfWork::new(UnitKind::Http);
+        UnitBus::new(bus.clone(), unit.clone())
+            .publish(&Made { n })
+            .unwrap();
+        unit.finish(true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_commit_publishing_retries_a_failed_publish() {
+        let (bus, broker) = flaky(2);
+        commit_one(&bus, 1).await;
+        assert_eq!(broker.peek("probe").len(), 1);
+        assert_eq!(bus.not_published(), 0);
+    }
+
+    #[tokio::test]
+    async fn what_still_fails_is_counted_and_handed_to_the_hook() {
+        let (bus, broker) = flaky(usize::MAX);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let bus = bus.on_not_published({
+            let seen = Arc::clone(&seen);
+            move |failed: &NotPublished| {
+                lock(&seen).push((failed.messages.len(), failed.error.to_string()));
+            }
+        });
+        commit_one(&bus, 2).await;
+        assert!(broker.peek("probe").is_empty());
+        assert_eq!(bus.not_published(), 1);
+        let seen = lock(&seen).clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 1);
+        assert!(seen[0].1.contains("the broker is away"), "{seen:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Message handlers: a tower service over [`Delivery`] plus the reference's options.
 
+use jararaca_di::trace::AsyncBoundary;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -61,6 +62,10 @@ pub struct HandlerOptions {
     pub channel_id: Option<String>,
     /// This handler's prefetch (overrides the URL's).
     pub prefetch: Option<u16>,
+    /// How a delivery's span relates to its publisher's; `None` reads
+    /// `JARARACA_OBSERVABILITY_TRACE_ASYNC_BOUNDARY` (the reference's per-message
+    /// `TRACE_BOUNDARY`, from [`Message::TRACE_BOUNDARY`]).
+    pub trace_boundary: Option<AsyncBoundary>,
 }
 
 impl fmt::Debug for Handler {
@@ -87,7 +92,9 @@ impl Handler {
             + 'static,
         S::Future: Send + 'static,
     {
-        Self::for_topic(M::TOPIC, M::KIND, queue, service)
+        let mut handler = Self::for_topic(M::TOPIC, M::KIND, queue, service);
+        handler.options.trace_boundary = M::TRACE_BOUNDARY;
+        handler
     }
 
     /// Handles the messages of `topic` from `queue`, for handlers without a Rust message type.
@@ -200,6 +207,13 @@ impl Handler {
     #[must_use]
     pub fn prefetch(mut self, prefetch: u16) -> Self {
         self.options.prefetch = Some(prefetch);
+        self
+    }
+
+    /// Sets how its deliveries' spans relate to their publishers' (link or child).
+    #[must_use]
+    pub fn trace_boundary(mut self, boundary: AsyncBoundary) -> Self {
+        self.options.trace_boundary = Some(boundary);
         self
     }
 }

@@ -94,6 +94,7 @@ pub mod outbox;
 mod publisher;
 mod settle;
 mod topology;
+mod trace;
 mod url;
 mod worker;
 
@@ -126,6 +127,7 @@ pub use settle::{
 #[cfg(feature = "amqp")]
 pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};
+pub use trace::TRACEPARENT;
 pub use url::{BrokerUrl, DeadLetterNames, redact};
 pub use worker::{DEFAULT_GRACE_PERIOD, Worker};
 

@@ -58,6 +58,9 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
     const TOPIC: &'static str;
     /// Task or event (the reference's `MESSAGE_TYPE`).
     const KIND: MessageKind;
+    /// How its handlers' spans relate to the publisher's (the reference's `TRACE_BOUNDARY`);
+    /// `None` reads `JARARACA_OBSERVABILITY_TRACE_ASYNC_BOUNDARY` (default `link`).
+    const TRACE_BOUNDARY: Option<jararaca_di::trace::AsyncBoundary> = None;
 }
 
 /// Publishing a [`Message`] from inside a unit of work, in the reference's style:

@@ -58,6 +58,7 @@ mod extract;
 mod lifecycle;
 mod panic;
 mod scope;
+pub mod trace;
 mod uow;
 
 pub use ambient::{InjectError, OutsideUnit, inject, use_container, use_scope, use_unit_of_work};
@@ -76,6 +77,7 @@ pub use extract::{Inject, Rejection};
 pub use lifecycle::ShutdownError;
 pub use panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer, Panicked};
 pub use scope::{ScopeLayer, ScopeService};
+pub use trace::TraceContext;
 pub use uow::{
     ActionErrorHandler, DefaultJudge, Judge, Outcome, Resource, ResponseFuture, UnitError,
     UnitOfWork, UnitOfWorkLayer, UnitOfWorkService,

@@ -27,80 +27,9 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// set, and the response echoes it (unless the handler set its own).
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The trace position of the current request: inserted into the request's extensions so
-/// outgoing calls and published messages can continue the trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceContext {
-    /// The 128-bit trace id, kept from the caller when it sent one.
-    pub trace_id: u128,
-    /// The id of this request's span.
-    pub span_id: u64,
-    /// The caller's span, when the request continued a trace.
-    pub parent_span_id: Option<u64>,
-    /// The caller's sampling decision (sampled unless it said otherwise).
-    pub sampled: bool,
-}
-
-impl TraceContext {
-    /// A context continuing `traceparent` (`00-<trace>-<parent>-<flags>`) when it is valid,
-    /// otherwise a new trace.
-    pub fn continue_from(traceparent: Option<&str>) -> Self {
-        Self::continue_with(traceparent, &mut fastrand::Rng::new())
-    }
-
-    fn continue_with(traceparent: Option<&str>, rng: &mut fastrand::Rng) -> Self {
-        let span_id = rng.u64(1..);
-        match traceparent.and_then(parse_traceparent) {
-            Some((trace_id, parent, flags)) => Self {
-                trace_id,
-                span_id,
-                parent_span_id: Some(parent),
-                sampled: flags & 1 == 1,
-            },
-            None => Self {
-                trace_id: u128::from(rng.u64(1..)) << 64 | u128::from(rng.u64(..)),
-                span_id,
-                parent_span_id: None,
-                sampled: true,
-            },
-        }
-    }
-
-    /// The `traceparent` value naming this request's span.
-    pub fn traceparent(&self) -> String {
-        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
-    }
-
-    /// The same as bytes, without allocating.
-    fn traceparent_bytes(&self) -> [u8; 55] {
-        let mut out = [b'-'; 55];
-        out[..2].copy_from_slice(b"00");
-        out[3..35].copy_from_slice(&super::hex::<16, 32>(self.trace_id.to_be_bytes()));
-        out[36..52].copy_from_slice(&super::hex::<8, 16>(self.span_id.to_be_bytes()));
-        out[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
-        out
-    }
-}
-
-fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
-    let mut parts = value.trim().split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let parent = parts.next()?;
-    let flags = parts.next()?;
-    if version.len() != 2
-        || version == "ff"
-        || trace.len() != 32
-        || parent.len() != 16
-        || flags.len() != 2
-    {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
-    let parent_id = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace_id, parent_id, flags))
-}
+/// The trace position of the current request, in its extensions so outgoing calls and
+/// published messages continue the trace (shared by every transport).
+pub use jararaca_di::TraceContext;
 
 /// Wraps each request in a span (`http.request`: method, route template, status, latency,
 /// trace and span ids), sets the response's `traceparent`, and gives every request an
@@ -187,8 +116,10 @@ where
         let request_id = match headers.get(X_REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
-                let id = HeaderValue::from_bytes(&super::hex::<16, 32>(rng.u128(..).to_be_bytes()))
-                    .unwrap_or_else(|_| unreachable!("hex digits are a valid header value"));
+                let id = HeaderValue::from_bytes(&jararaca_di::trace::hex::<16, 32>(
+                    rng.u128(..).to_be_bytes(),
+                ))
+                .unwrap_or_else(|_| unreachable!("hex digits are a valid header value"));
                 // Handlers and interceptors read the id where a client would have sent it.
                 req.headers_mut().insert(X_REQUEST_ID, id.clone());
                 id
@@ -213,8 +144,7 @@ where
                 field::display(format_args!("{parent:016x}")),
             );
         }
-        #[cfg(feature = "otel")]
-        let context = otel::continue_trace(&span, context);
+        let context = context.export(&span);
         req.extensions_mut().insert(context);
         // Reading the clock is only worth it when someone records the latency.
         let start = (!span.is_disabled() || tracing::enabled!(Level::DEBUG)).then(Instant::now);
@@ -291,79 +221,9 @@ where
     }
 }
 
-#[cfg(feature = "otel")]
-mod otel {
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
-    use tracing::Span;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-    use super::TraceContext;
-
-    /// Parents the exported span on the caller's, and takes the exported span's ids, so the
-    /// echoed `traceparent` names the span the collector receives.
-    pub(super) fn continue_trace(span: &Span, mut context: TraceContext) -> TraceContext {
-        if span.is_disabled() {
-            return context;
-        }
-        if let Some(parent) = context.parent_span_id {
-            let flags = if context.sampled {
-                TraceFlags::SAMPLED
-            } else {
-                TraceFlags::default()
-            };
-            let remote = SpanContext::new(
-                TraceId::from(context.trace_id),
-                SpanId::from(parent),
-                flags,
-                true,
-                TraceState::default(),
-            );
-            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
-        }
-        let exported = span.context().span().span_context().clone();
-        if exported.is_valid() {
-            context.trace_id = u128::from_be_bytes(exported.trace_id().to_bytes());
-            context.span_id = u64::from_be_bytes(exported.span_id().to_bytes());
-        }
-        context
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn continues_a_valid_traceparent_and_starts_a_trace_otherwise() {
-        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let ctx = TraceContext::continue_from(Some(incoming));
-        assert_eq!(ctx.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
-        assert_eq!(ctx.parent_span_id, Some(0x00f067aa0ba902b7));
-        assert!(ctx.sampled);
-        let out = ctx.traceparent();
-        assert!(
-            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-            "{out}"
-        );
-        assert!(!out.contains("00f067aa0ba902b7"), "a new span id: {out}");
-
-        for bad in [
-            "garbage",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-        ] {
-            let fresh = TraceContext::continue_from(Some(bad));
-            assert_eq!(fresh.parent_span_id, None, "{bad}");
-            assert_ne!(fresh.trace_id, 0);
-        }
-        assert_eq!(
-            parse_traceparent(&TraceContext::continue_from(None).traceparent()).map(|p| p.2),
-            Some(1)
-        );
-    }
 
     async fn call(request: Request<()>, own_id: bool) -> (Response<()>, Request<()>) {
         use tower::{ServiceExt, service_fn};

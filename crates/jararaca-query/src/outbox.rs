@@ -9,8 +9,10 @@
 //! confirm. A unit that opted out of the transaction ([`NoTransaction`]) publishes after its
 //! commit instead. See `jararaca_bus::outbox` for the guarantees.
 //!
-//! The table must exist: run [`migrate`] at startup (or put [`POSTGRES_MIGRATION`] /
-//! [`SQLITE_MIGRATION`] into your own migrations). Relaying:
+//! The table is `jararaca_outbox`. The first unit that writes to it creates it if it does not
+//! exist (in that unit's transaction); run [`migrate`] at startup to create it ahead, or put
+//! [`POSTGRES_MIGRATION`] / [`SQLITE_MIGRATION`] into your own migrations when the service's
+//! database role may not create tables. Relaying:
 //!
 //! * **PostgreSQL**: a relay claims rows with `SELECT … FOR UPDATE SKIP LOCKED` in a
 //!   transaction it holds while it publishes, so concurrent relays (other processes, other
@@ -77,13 +79,18 @@ pub async fn migrate(db: &Db) -> Result<(), QueryError> {
         #[cfg(feature = "sqlite")]
         Pool::Sqlite(_) => SQLITE_MIGRATION,
     })
-    .await
+    .await?;
+    db.outbox_signal()
+        .table_ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
-/// What the commits of one [`Db`] tell its relay.
+/// What the commits of one [`Db`] tell its relay, and whether its table is known to exist.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
     committed: Notify,
+    table_ready: std::sync::atomic::AtomicBool,
 }
 
 /// The outbox table of a [`Db`], as the bus's relay reads it: pass it to
@@ -291,12 +298,30 @@ pub(crate) type PendingRow = (Option<String>, Vec<u8>);
 /// Rows per INSERT, under both databases' parameter limits.
 const INSERT_CHUNK: usize = 500;
 
-/// Writes `rows` in the PostgreSQL transaction `connection` is in.
+/// Writes `rows` in the PostgreSQL transaction `connection` is in, creating the table first
+/// if this is the first time and it does not exist (under an advisory lock, so concurrent
+/// first units do not race; in the unit's transaction, so it needs no other connection).
 #[cfg(feature = "postgres")]
 pub(crate) async fn insert_postgres(
     connection: &mut sqlx::PgConnection,
+    signal: &Signal,
     rows: &[PendingRow],
 ) -> Result<(), sqlx::Error> {
+    use std::sync::atomic::Ordering;
+    if !signal.table_ready.load(Ordering::Relaxed) {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('jararaca_outbox') IS NOT NULL")
+            .fetch_one(&mut *connection)
+            .await?;
+        if !exists {
+            sqlx::query("SELECT pg_advisory_xact_lock(7147870811420165737)")
+                .execute(&mut *connection)
+                .await?;
+            sqlx::raw_sql(POSTGRES_MIGRATION)
+                .execute(&mut *connection)
+                .await?;
+        }
+        signal.table_ready.store(true, Ordering::Relaxed);
+    }
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
             "INSERT INTO jararaca_outbox (message_id, message) ",
@@ -309,12 +334,21 @@ pub(crate) async fn insert_postgres(
     Ok(())
 }
 
-/// Writes `rows` in the SQLite transaction `connection` is in.
+/// Writes `rows` in the SQLite transaction `connection` is in, creating the table first if
+/// this is the first time and it does not exist.
 #[cfg(feature = "sqlite")]
 pub(crate) async fn insert_sqlite(
     connection: &mut sqlx::SqliteConnection,
+    signal: &Signal,
     rows: &[PendingRow],
 ) -> Result<(), sqlx::Error> {
+    use std::sync::atomic::Ordering;
+    if !signal.table_ready.load(Ordering::Relaxed) {
+        sqlx::raw_sql(SQLITE_MIGRATION)
+            .execute(&mut *connection)
+            .await?;
+        signal.table_ready.store(true, Ordering::Relaxed);
+    }
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO jararaca_outbox (message_id, message) ",

@@ -170,7 +170,7 @@ impl TxResource {
             #[cfg_attr(not(feature = "bus"), allow(unused_mut))]
             (AnyTx::Postgres(mut tx), true) => {
                 #[cfg(feature = "bus")]
-                crate::outbox::insert_postgres(&mut tx, &outbox)
+                crate::outbox::insert_postgres(&mut tx, self.state.db.outbox_signal(), &outbox)
                     .await
                     .map_err(crate::outbox::insert_error)?;
                 tx.commit().await?;
@@ -181,7 +181,7 @@ impl TxResource {
             #[cfg_attr(not(feature = "bus"), allow(unused_mut))]
             (AnyTx::Sqlite(mut tx), true) => {
                 #[cfg(feature = "bus")]
-                crate::outbox::insert_sqlite(&mut tx, &outbox)
+                crate::outbox::insert_sqlite(&mut tx, self.state.db.outbox_signal(), &outbox)
                     .await
                     .map_err(crate::outbox::insert_error)?;
                 tx.commit().await?;

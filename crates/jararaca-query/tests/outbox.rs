@@ -47,6 +47,7 @@ on_isolated_backends!(
     a_relay_killed_before_deleting_publishes_again_with_the_same_id,
     two_relays_never_both_publish_a_row,
     a_unit_without_statements_still_writes_its_messages,
+    the_first_unit_creates_the_table,
 );
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -373,4 +374,31 @@ async fn a_unit_without_statements_still_writes_its_messages(db: Db) {
     .unwrap_err();
     assert_eq!(outbox_rows(&db).await, 1, "a failed unit writes nothing");
     down.drain_outboxes(Duration::from_millis(50)).await;
+}
+
+async fn the_first_unit_creates_the_table(db: Db) {
+    let broker = broker();
+    let bus = Bus::new(broker.clone());
+    let service = units(&db, &bus);
+    // Concurrent first units: one creates the table, the others wait for it.
+    let writes = (0..4).map(|n| {
+        let service = service.clone();
+        tokio::spawn(async move {
+            run(
+                &service,
+                Work {
+                    n: 200 + n,
+                    fail: false,
+                    touch_db: true,
+                },
+            )
+            .await
+        })
+    });
+    for write in futures_util::future::join_all(writes).await {
+        write.unwrap().unwrap();
+    }
+    assert_eq!(published(&broker, 4).await.len(), 4);
+    empty_outbox(&db).await;
+    bus.drain_outboxes(Duration::from_secs(5)).await;
 }

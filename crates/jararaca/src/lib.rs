@@ -57,6 +57,7 @@ pub use jararaca_api as api;
 #[cfg(feature = "bus")]
 pub use jararaca_bus as bus;
 pub use jararaca_di as di;
+pub use jararaca_di::trace;
 pub use jararaca_di::{
     App, BoxError, Capability, Container, ContainerBuilder, Contribution, Envelope, Inject,
     Injectable, Interceptors, Provider, Role, Scope, Token, Unit, UnitKind, UnitOfWork,

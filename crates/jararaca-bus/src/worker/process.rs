@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use jararaca_di::trace::AsyncBoundary;
 use jararaca_di::{BoxError, CatchPanic, CatchPanicLayer};
 use jararaca_retry::RetryPolicy;
 use tower::ServiceBuilder;
 use tower::ServiceExt;
 use tower::timeout::{Timeout, TimeoutLayer};
 use tower::util::Either;
+use tracing::Instrument;
 
 use super::ack::{AckHandle, Acker, InFlight};
 use crate::bus::unix_seconds;
@@ -48,6 +50,8 @@ pub(crate) struct Runtime {
     pipeline: Pipeline,
     store: Arc<dyn DelayedStore>,
     publisher: Arc<dyn Publisher>,
+    /// How a delivery's span relates to its publisher's.
+    boundary: AsyncBoundary,
     /// Its deliveries not settled yet.
     pub(crate) in_flight: Arc<InFlight>,
     /// Set when the worker itself is dropped: its connection goes with it, so abandoned
@@ -157,6 +161,10 @@ impl Runtime {
             pipeline,
             store: Arc::clone(store),
             publisher: Arc::clone(publisher),
+            boundary: handler
+                .options
+                .trace_boundary
+                .unwrap_or_else(AsyncBoundary::from_env),
             in_flight: Arc::default(),
             torn_down: std::sync::atomic::AtomicBool::new(false),
         }
@@ -182,6 +190,10 @@ impl Runtime {
         )));
         let _abandon = SettleOnDrop(Arc::clone(&settle));
         let implicit = trace_headers(&headers);
+        let (span, trace) =
+            crate::trace::deliver(self.boundary, &self.topic, &self.queue, &headers);
+        let mut extensions = http::Extensions::new();
+        extensions.insert(trace);
         let delivery = Delivery {
             body,
             headers,
@@ -190,10 +202,11 @@ impl Runtime {
             redelivered: raw.redelivered,
             topic: Arc::clone(&self.topic),
             queue: Arc::clone(&self.queue),
-            extensions: http::Extensions::new(),
+            extensions,
             settle: Arc::clone(&settle),
         };
-        let run = provide_implicit_headers(implicit, call(self.pipeline.clone(), delivery));
+        let run = provide_implicit_headers(implicit, call(self.pipeline.clone(), delivery))
+            .instrument(span);
         let settlement = match run.await {
             Ok(settlement) => settlement,
             // The handler was not ready to take it.

@@ -82,7 +82,11 @@ where
             let success = this.judge.is_success(&outcome);
             let work = match tokio::runtime::Handle::try_current() {
                 Ok(handle) if *this.detached => {
-                    let task = handle.spawn(finish.run(success));
+                    // In the unit's span: what the commit and the actions log belongs to it.
+                    let task = handle.spawn(tracing::Instrument::instrument(
+                        finish.run(success),
+                        tracing::Span::current(),
+                    ));
                     async move {
                         task.await.unwrap_or_else(|e| {
                             Err(format!("the unit of work's finish panicked: {e}").into())

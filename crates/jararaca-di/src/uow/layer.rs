@@ -127,7 +127,10 @@ where
     }
 
     fn call(&mut self, mut req: R) -> Self::Future {
-        let unit = UnitOfWork::new(req.kind());
+        let unit = UnitOfWork::traced(
+            req.kind(),
+            req.extensions().get::<crate::TraceContext>().copied(),
+        );
         req.extensions_mut().insert(unit.clone());
         let future = UNIT.sync_scope(unit.clone(), || self.inner.call(req));
         ResponseFuture::new(

@@ -42,7 +42,7 @@ pub use layer::{ActionErrorHandler, UnitOfWorkLayer, UnitOfWorkService};
 pub use outcome::{DefaultJudge, Judge, Outcome};
 
 use crate::ambient::UNIT;
-use crate::{BoxError, UnitKind};
+use crate::{BoxError, TraceContext, UnitKind};
 
 /// Something with a commit and a rollback that the unit of work decides, such as a database
 /// transaction. Enlist it with [`UnitOfWork::enlist`].
@@ -88,6 +88,7 @@ pub struct UnitOfWork {
 
 struct Inner {
     kind: UnitKind,
+    trace: Option<TraceContext>,
     state: Mutex<State>,
 }
 
@@ -121,12 +122,24 @@ impl UnitOfWork {
     /// A new, undecided unit of the given kind. The [`UnitOfWorkLayer`] makes one per unit;
     /// make one by hand only to drive a unit yourself (with [`UnitOfWork::finish`]).
     pub fn new(kind: UnitKind) -> Self {
+        Self::traced(kind, None)
+    }
+
+    /// A new unit at `trace` in its trace: what it publishes continues that trace.
+    pub fn traced(kind: UnitKind, trace: Option<TraceContext>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 kind,
+                trace,
                 state: Mutex::new(State::default()),
             }),
         }
+    }
+
+    /// The unit's place in its trace, when its transport knew one (the request's or the
+    /// delivery's [`TraceContext`]).
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.inner.trace
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

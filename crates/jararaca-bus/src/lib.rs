@@ -97,7 +97,7 @@ mod url;
 mod worker;
 
 #[cfg(feature = "amqp")]
-pub use amqp::AmqpPublisher;
+pub use amqp::{ACCESS_REFUSED_RETRY, AmqpPublisher};
 pub use bus::{Bus, BusLayer, BusService, UnitBus};
 pub use capability::{BusApp, BusPart, BusSettings, MessageBus};
 pub use controller::MessageController;
@@ -125,7 +125,7 @@ pub use settle::{
 #[cfg(feature = "amqp")]
 pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};
-pub use url::{BrokerUrl, DeadLetterNames, redact};
+pub use url::{BrokerUrl, DEFAULT_PUBLISH_TIMEOUT, DeadLetterNames, redact};
 pub use worker::{DEFAULT_GRACE_PERIOD, Worker};
 
 // The README's examples are compiled and run with the doctests.

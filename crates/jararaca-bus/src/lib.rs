@@ -104,8 +104,8 @@ pub use controller::MessageController;
 #[cfg(feature = "redis")]
 pub use delayed::RedisStore;
 pub use delayed::{
-    Claimed, DelayedMessage, DelayedStore, InMemoryStore, PayloadPolicy, TimePolicy, pump_due,
-    run_pump,
+    Claimed, DelayedMessage, DelayedStore, InMemoryStore, PayloadPolicy, TimePolicy,
+    UNROUTABLE_REASON, UNROUTABLE_RETRIES, pump_due, run_pump,
 };
 pub use delivery::{Delivery, Disposition, PayloadError};
 #[cfg(feature = "amqp")]

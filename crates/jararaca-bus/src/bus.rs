@@ -460,9 +460,9 @@ impl Staged {
     }
 }
 
-/// After-commit publishing: everything at once, then, on a failure, message by message with
-/// the bus's retry policy (a message the broker had confirmed before the failure may go out
-/// twice, with its message id). What still fails is reported, not silently dropped.
+/// After-commit publishing: everything at once (pipelined), then what the broker did not
+/// confirm one by one with the bus's retry policy. What still fails is reported, not silently
+/// dropped.
 async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxError> {
     let staged = outbox
         .staged
@@ -471,11 +471,14 @@ async fn flush(bus: Bus, outbox: Arc<Outbox>) -> Result<(), jararaca_di::BoxErro
         .take()
         .unwrap_or_default();
     let mut messages = std::collections::VecDeque::new();
-    if !staged.publishes.is_empty()
-        && let Err(error) = bus.publisher.publish_all(staged.publishes.clone()).await
-    {
-        tracing::warn!(%error, "publishing a unit's messages failed; retrying them one by one");
-        messages.extend(staged.publishes.into_iter().map(OutboxMessage::Publish));
+    if !staged.publishes.is_empty() {
+        let results = bus.publisher.publish_each(staged.publishes.clone()).await;
+        for (result, outgoing) in results.into_iter().zip(staged.publishes) {
+            if let Err(error) = result {
+                tracing::warn!(%error, "publishing a unit's message failed; retrying it");
+                messages.push_back(OutboxMessage::Publish(outgoing));
+            }
+        }
     }
     messages.extend(staged.delays.into_iter().map(OutboxMessage::Delay));
     let policy = *lock(&bus.shared.after_commit_retry);

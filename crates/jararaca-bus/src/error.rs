@@ -111,6 +111,34 @@ pub enum BusError {
         queue: String,
     },
 
+    /// RabbitMQ refused the login (`ACCESS_REFUSED`: a wrong user name or password, or a
+    /// user without access). Connecting again would fail the same way, so the publisher and
+    /// the worker try again only after [`ACCESS_REFUSED_RETRY`](crate::ACCESS_REFUSED_RETRY).
+    #[cfg(feature = "amqp")]
+    #[error(
+        "RabbitMQ refused the login ({detail}): fix the user name and password in BROKER_URL \
+         and the user's permissions on the vhost; connecting is not tried again for 30 s"
+    )]
+    AccessRefused {
+        /// The broker's reply.
+        detail: String,
+    },
+
+    /// A publish waited for a connection to RabbitMQ longer than the publisher's
+    /// `publish_timeout` while it reconnects in the background.
+    #[cfg(feature = "amqp")]
+    #[error(
+        "no connection to RabbitMQ after waiting {waited:?} to publish ({last_error}); the \
+         publisher keeps reconnecting in the background: retry later, and check BROKER_URL \
+         and that the broker is up"
+    )]
+    NotConnected {
+        /// How long the publish waited.
+        waited: std::time::Duration,
+        /// Why the last connection attempt failed, or that it is still under way.
+        last_error: String,
+    },
+
     /// Talking to RabbitMQ failed.
     #[cfg(feature = "amqp")]
     #[error("RabbitMQ {operation} failed: {source}; check BROKER_URL and that the broker is up")]
@@ -137,6 +165,14 @@ pub enum BusError {
     #[error("cannot read an outbox message: {reason}")]
     CorruptOutboxMessage {
         /// What was wrong.
+        reason: String,
+    },
+
+    /// A message was not confirmed by the broker, for the reason another message of its batch
+    /// gave.
+    #[error("the message was not confirmed: {reason}")]
+    NotConfirmed {
+        /// What went wrong with the batch.
         reason: String,
     },
 

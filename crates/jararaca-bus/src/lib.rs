@@ -99,15 +99,15 @@ mod url;
 mod worker;
 
 #[cfg(feature = "amqp")]
-pub use amqp::AmqpPublisher;
+pub use amqp::{ACCESS_REFUSED_RETRY, AmqpPublisher};
 pub use bus::{Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus};
 pub use capability::{BusApp, BusPart, BusSettings, MessageBus};
 pub use controller::MessageController;
 #[cfg(feature = "redis")]
 pub use delayed::RedisStore;
 pub use delayed::{
-    Claimed, DelayedMessage, DelayedStore, InMemoryStore, PayloadPolicy, TimePolicy, pump_due,
-    run_pump,
+    Claimed, DelayedMessage, DelayedStore, InMemoryStore, PayloadPolicy, TimePolicy,
+    UNROUTABLE_REASON, UNROUTABLE_RETRIES, pump_due, run_pump,
 };
 pub use delivery::{Delivery, Disposition, PayloadError};
 #[cfg(feature = "amqp")]
@@ -128,7 +128,7 @@ pub use settle::{
 pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};
 pub use trace::TRACEPARENT;
-pub use url::{BrokerUrl, DeadLetterNames, redact};
+pub use url::{BrokerUrl, DEFAULT_PUBLISH_TIMEOUT, DeadLetterNames, redact};
 pub use worker::{DEFAULT_GRACE_PERIOD, Worker};
 
 // The README's examples are compiled and run with the doctests.

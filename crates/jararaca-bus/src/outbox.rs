@@ -408,19 +408,14 @@ pub(crate) async fn relay_pass(
         }
     }
     if !publishes.is_empty() {
-        // Pipelined with confirms; on a failure, one by one, so what did go out is deleted.
-        match bus.publisher().publish_all(publishes.clone()).await {
-            Ok(()) => done.extend(publish_seqs),
-            Err(error) => {
-                tracing::warn!(%error, "publishing outbox messages failed; retrying them one by one");
-                for (outgoing, seq) in publishes.into_iter().zip(publish_seqs) {
-                    match bus.publisher().publish(outgoing).await {
-                        Ok(()) => done.push(seq),
-                        Err(error) => {
-                            failed += 1;
-                            tracing::warn!(%error, seq, "an outbox message could not be published; it is retried");
-                        }
-                    }
+        // Pipelined with confirms; what the broker confirmed is deleted, the rest retried.
+        let results = bus.publisher().publish_each(publishes).await;
+        for (result, seq) in results.into_iter().zip(publish_seqs) {
+            match result {
+                Ok(()) => done.push(seq),
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(%error, seq, "an outbox message could not be published; it is retried");
                 }
             }
         }

@@ -26,6 +26,19 @@ pub trait Publisher: fmt::Debug + Send + Sync + 'static {
         })
     }
 
+    /// Sends several messages in order, resolving with the outcome of each once the broker
+    /// answered them all: `Ok` exactly for those it has, so a caller that sends the rest
+    /// again never duplicates one. The default sends them one by one.
+    fn publish_each(&self, messages: Vec<Outgoing>) -> BoxFuture<'_, Vec<Result<(), BusError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(messages.len());
+            for message in messages {
+                results.push(self.publish(message).await);
+            }
+            results
+        })
+    }
+
     /// Whether the broker can be reached now, for a readiness check: answers within one
     /// connection attempt, without retrying.
     fn ready(&self) -> BoxFuture<'_, Result<(), BusError>> {

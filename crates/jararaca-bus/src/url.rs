@@ -8,6 +8,11 @@ use jararaca_retry::RetryPolicy;
 
 use crate::BusError;
 
+/// How long a publish waits for a connection to RabbitMQ by default, while the publisher
+/// reconnects in the background, before it fails with
+/// [`BusError::NotConnected`](crate::BusError::NotConnected).
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The fixed names of the dead-letter exchange, queue and routing key.
 ///
 /// The reference uses `dlx`/`dlq`/`dlx` for every service on a vhost; keep the default to
@@ -53,7 +58,9 @@ impl DeadLetterNames {
 /// `AMQP_QOS_GLOBAL` (default true), `connection_retry_max/_delay/_max_delay/_backoff`
 /// (5 / 1 s / 60 s / 2), `consumer_retry_max/_delay/_max_delay/_backoff` (5 / 5 s / 60 s / 3;
 /// also the handlers' default retry budget), `connection_heartbeat_interval` (30 s) and
-/// `connection_health_check_interval` (10 s). Unknown parameters are ignored.
+/// `connection_health_check_interval` (10 s). Unknown parameters are ignored. One parameter
+/// is this crate's own (Python ignores it): `publish_timeout` (seconds, default 5), how long
+/// a publish waits for a connection while the publisher reconnects.
 ///
 /// ```
 /// use jararaca_bus::BrokerUrl;
@@ -62,6 +69,7 @@ impl DeadLetterNames {
 /// assert_eq!(url.exchange, "orders");
 /// assert_eq!(url.prefetch_count, Some(16));
 /// assert_eq!(url.consumer_retry.max_retries, 5);
+/// assert_eq!(url.publish_timeout, std::time::Duration::from_secs(5));
 /// # Ok::<(), jararaca_bus::BusError>(())
 /// ```
 #[derive(Clone, PartialEq)]
@@ -87,6 +95,10 @@ pub struct BrokerUrl {
     pub heartbeat: Duration,
     /// How often the worker checks that its connection is healthy.
     pub health_check_interval: Duration,
+    /// How long a publish waits for a connection while the publisher reconnects
+    /// (`publish_timeout`, in seconds; [`DEFAULT_PUBLISH_TIMEOUT`] by default). Python
+    /// jararaca ignores the parameter.
+    pub publish_timeout: Duration,
     /// The dead-letter names (not part of the URL: set with [`BrokerUrl::dead_letter`]).
     pub dead_letter: DeadLetterNames,
 }
@@ -248,6 +260,7 @@ impl BrokerUrl {
             )));
         }
         let health_check_interval = seconds("connection_health_check_interval", 10)?;
+        let publish_timeout = seconds("publish_timeout", DEFAULT_PUBLISH_TIMEOUT.as_secs())?;
         Ok(Self {
             connection_url: connection_url(base, heartbeat),
             exchange,
@@ -259,6 +272,7 @@ impl BrokerUrl {
             consumer_retry,
             heartbeat,
             health_check_interval,
+            publish_timeout,
             dead_letter: DeadLetterNames::default(),
         })
     }

@@ -123,8 +123,11 @@ async fn handled_messages_publish_after_commit_without_retry_headers() {
     let running = Running::start(worker).await;
 
     let mut out = Outgoing::message(&Job { n: 5 }).unwrap();
-    out.headers
-        .insert("traceparent".into(), "00-abc-def-01".into());
+    out.headers.insert(
+        "traceparent".into(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+    );
+    out.headers.insert("tracestate".into(), "vendor=1".into());
     bus.publisher().publish(out).await.unwrap();
 
     eventually("the retry succeeded", || {
@@ -136,10 +139,18 @@ async fn handled_messages_publish_after_commit_without_retry_headers() {
     let done = broker.peek(DONE_QUEUE);
     assert_eq!(done.len(), 1, "the failed attempt published nothing");
     assert_eq!(done[0].body, br#"{"n":5}"#);
+    // The handler's unit is in a trace linked to the publisher's; what it publishes names
+    // its own PUBLISH span in that trace, and the trace state travels on.
+    let traceparent = done[0].headers.get("traceparent").and_then(|v| v.as_text());
+    let published = traceparent
+        .as_deref()
+        .and_then(jararaca_di::trace::TraceLink::parse)
+        .expect("a valid traceparent on the published message");
+    assert_ne!(published.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
     assert_eq!(
-        done[0].headers.get("traceparent"),
-        Some(&HeaderValue::from("00-abc-def-01")),
-        "trace context travels on"
+        done[0].headers.get("tracestate"),
+        Some(&HeaderValue::from("vendor=1")),
+        "trace state travels on"
     );
     assert!(
         !done[0].headers.contains_key(RETRY_COUNT),

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use jararaca_bus::headers::RETRY_COUNT;
 use jararaca_bus::{
-    AmqpPublisher, BrokerUrl, Bus, DeadLetterNames, Delivery, Handler, HeaderValue, Headers,
-    Message, MessageKind, Outgoing, QueueSpec, RedisStore, Topology, Worker, declare,
-    handler_queue_name, provide_implicit_headers, typed,
+    AmqpPublisher, BrokerUrl, Bus, DeadLetterNames, DelayedMessage, DelayedStore, Delivery,
+    Handler, HeaderValue, Headers, Message, MessageKind, Outgoing, PayloadPolicy, QueueSpec,
+    RedisStore, TimePolicy, Topology, Worker, declare, handler_queue_name,
+    provide_implicit_headers, typed,
 };
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{FieldTable, ShortString};
@@ -682,6 +683,175 @@ async fn a_rust_publisher_reaches_a_python_worker() {
         }
         if !dlx_existed {
             delete(&url, &[], &[(&dl.exchange, true)]).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// The Redis database the beat test keeps its delayed messages in: a Python beat pumps the
+/// plain `delayed_messages` key, so the test keeps it apart from other keys that way.
+const BEAT_REDIS_DB: u32 = 11;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_beat_pumps_delayed_messages_rust_stored() {
+    let Some(amqp) = jararaca_testing::rabbitmq() else {
+        return;
+    };
+    let Some(redis) = jararaca_testing::redis() else {
+        return;
+    };
+    let Some(venv) = python().await else {
+        return;
+    };
+    let name = jararaca_testing::unique_name("interop_beat");
+    let broker_url = format!("{amqp}?exchange={name}&prefetch_count=4");
+    let url = BrokerUrl::parse(&broker_url)
+        .unwrap()
+        .dead_letter(DeadLetterNames::prefixed(&name));
+    let backend = format!("{}/{BEAT_REDIS_DB}", redis.trim_end_matches('/'));
+    let queue = handler_queue_name(OrderPlaced::TOPIC, &name, "RustOrders.on_order_placed");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        interop_dir().join("interop_app.py"),
+        dir.join(format!("{name}.py")),
+    )
+    .unwrap();
+    let store = RedisStore::connect(&backend).await.unwrap();
+    let ids = [format!("{name}-retry"), format!("{name}-delayed")];
+
+    let body = async {
+        declare(
+            &url,
+            &Topology::new().queue(QueueSpec::handler(&queue, OrderPlaced::TOPIC)),
+            false,
+        )
+        .await
+        .unwrap();
+        // A handler retry as the Rust worker stores it (to one queue, with retry headers),
+        // and a delayed message that also carries a field of this crate's own.
+        let due = std::time::SystemTime::now() - Duration::from_secs(1);
+        let mut retry = DelayedMessage::of(&order(3), due).unwrap().idempotent(
+            &ids[0],
+            PayloadPolicy::Replace,
+            TimePolicy::Replace,
+        );
+        retry.target_queue = Some(queue.clone());
+        retry
+            .headers
+            .insert(RETRY_COUNT.to_string(), HeaderValue::Int(1));
+        retry.headers.insert(
+            "x-last-error".to_string(),
+            HeaderValue::from("it failed once"),
+        );
+        let mut delayed = DelayedMessage::of(&order(4), due).unwrap().idempotent(
+            &ids[1],
+            PayloadPolicy::Replace,
+            TimePolicy::Replace,
+        );
+        delayed.unroutable_attempts = Some(1);
+        let expected_ids = [retry.message_id.clone(), delayed.message_id.clone()];
+        store.enqueue(retry).await.unwrap();
+        store.enqueue(delayed).await.unwrap();
+
+        let mut command = python_command(&venv, "jararaca", &dir);
+        command
+            .args(["beat", &format!("{name}:app"), "--broker-url"])
+            .arg(&broker_url)
+            .args(["--backend-url", &backend, "--src-dir", "."]);
+        let mut beat = PythonProcess::spawn(command, dir.join("beat.log"));
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while !matches!(queue_counts(&url, &queue).await, Some((2, _))) {
+            if let Ok(Some(status)) = beat.child.try_wait() {
+                panic!("the Python beat exited ({status}): {}", beat.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Python beat did not pump both messages within {STEP_TIMEOUT:?}: {:?}, {}",
+                queue_counts(&url, &queue).await,
+                beat.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        beat.terminate(Duration::from_secs(30)).await;
+
+        let mut got = with_channel(&url, async |channel| {
+            let mut got = Vec::new();
+            while let Some(message) = channel
+                .basic_get(
+                    ShortString::from(queue.as_str()),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                got.push(message.delivery);
+            }
+            got
+        })
+        .await;
+        got.sort_by_key(|d| d.data.clone());
+        assert_eq!(got.len(), 2);
+        for (delivery, (n, id)) in got
+            .iter()
+            .zip([(3, &expected_ids[0]), (4, &expected_ids[1])])
+        {
+            // Python publishes the stored payload as the body, byte for byte.
+            assert_eq!(
+                String::from_utf8_lossy(&delivery.data),
+                serde_json::to_string(&order(n)).unwrap()
+            );
+            assert_eq!(
+                delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string()),
+                id.clone()
+            );
+        }
+        // The retry went straight to its queue, with its headers.
+        assert_eq!(got[0].exchange.as_str(), "");
+        let headers = got[0].properties.headers().clone().unwrap_or_default();
+        let header = |name: &str| headers.inner().get(name).cloned();
+        assert!(
+            matches!(
+                header(RETRY_COUNT),
+                Some(lapin::types::AMQPValue::ShortShortInt(1))
+            ),
+            "{headers:?}"
+        );
+        assert!(
+            matches!(header("x-last-error"), Some(lapin::types::AMQPValue::LongString(s)) if s.as_bytes() == b"it failed once"),
+            "{headers:?}"
+        );
+        assert_eq!(got[1].routing_key.as_str(), "interop.order.placed.#");
+    };
+    let dl = url.dead_letter.clone();
+    with_cleanup(body, async {
+        delete(
+            &url,
+            &[(&queue, false), (&dl.queue, false)],
+            &[(&name, false), (&dl.exchange, false)],
+        )
+        .await;
+        if let Ok(client) = redis::Client::open(backend.as_str())
+            && let Ok(mut connection) = client.get_multiplexed_async_connection().await
+        {
+            for id in &ids {
+                let _: Result<(), _> = redis::pipe()
+                    .cmd("ZREM")
+                    .arg(store.delayed_messages_key())
+                    .arg(id)
+                    .cmd("ZREM")
+                    .arg(store.in_flight_key())
+                    .arg(id)
+                    .cmd("DEL")
+                    .arg(store.metadata_key(id))
+                    .query_async(&mut connection)
+                    .await;
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     })

@@ -2,6 +2,9 @@
 
 mod publisher;
 
+use std::io;
+use std::time::Duration;
+
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
@@ -11,27 +14,50 @@ use crate::headers::amqp::to_table;
 use crate::url::redact;
 use crate::{BrokerUrl, BusError, Outgoing, Route};
 
+/// How long connecting waits after an `ACCESS_REFUSED` before it tries again: the same
+/// credentials fail the same way, and a broker that locks accounts out should not be
+/// hammered.
+pub const ACCESS_REFUSED_RETRY: Duration = Duration::from_secs(30);
+
+/// How long one connection attempt (TCP, TLS and the AMQP handshake) may take: a broker
+/// that accepts connections but does not answer counts as unreachable.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens one connection (no retry; callers own the retry loop, lapin's auto-recovery stays
-/// off).
+/// off). A refused login is [`BusError::AccessRefused`].
 pub(crate) async fn connect(url: &BrokerUrl, name: &str) -> Result<Connection, BusError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(&url.connection_url, properties)
-        .await
-        .map_err(|source| {
-            tracing::debug!(url = %redact(&url.connection_url), %source, "connecting to RabbitMQ failed");
-            BusError::Amqp {
-                operation: "connect",
-                source,
-            }
-        })
+    let attempt = Connection::connect(&url.connection_url, properties);
+    let source = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok(connection)) => return Ok(connection),
+        Ok(Err(source)) => source,
+        Err(_) => lapin::Error::from(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the broker did not complete the handshake within {CONNECT_TIMEOUT:?}"),
+        )),
+    };
+    tracing::debug!(url = %redact(&url.connection_url), %source, "connecting to RabbitMQ failed");
+    Err(match soft_error(&source) {
+        Some((AMQPSoftError::ACCESSREFUSED, detail)) => BusError::AccessRefused { detail },
+        _ => BusError::Amqp {
+            operation: "connect",
+            source,
+        },
+    })
 }
 
-/// Connects, retrying with the URL's connection retry policy.
+/// Connects, retrying with the URL's connection retry policy; a refused login is returned at
+/// once (retrying it would only fail again).
 pub(crate) async fn connect_with_retry(
     url: &BrokerUrl,
     name: &str,
 ) -> Result<Connection, BusError> {
-    url.connection_retry.retry(|| connect(url, name)).await
+    url.connection_retry
+        .retry_if(
+            || connect(url, name),
+            |error| !matches!(error, BusError::AccessRefused { .. }),
+        )
+        .await
 }
 
 /// The exchange and routing key an [`Outgoing`] is published with.

@@ -159,6 +159,8 @@ mod tests {
             payload_policy: PayloadPolicy::Ignore,
             time_policy: TimePolicy::Replace,
             content_encoding: None,
+            payload_encoding: None,
+            unroutable_attempts: None,
         }
     }
 

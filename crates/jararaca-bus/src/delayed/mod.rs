@@ -2,7 +2,10 @@
 //! them when due.
 //!
 //! The stored form is the reference's `DelayedMessageData`, field for field, so Rust and
-//! Python beats pump each other's messages from one Redis.
+//! Python beats pump each other's messages from one Redis. Two optional fields are this
+//! crate's own and written only when needed (pydantic ignores unknown fields):
+//! `payload_encoding` (`"base64"` for a body that is not UTF-8) and `unroutable_attempts`
+//! (how often the pump found no queue for it).
 
 mod memory;
 mod pump;
@@ -12,12 +15,15 @@ mod redis;
 use std::fmt;
 use std::time::SystemTime;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::InMemoryStore;
 pub use self::pump::{
-    CLAIM_LEASE_SECS, DEFAULT_BATCH_SIZE, FAILED_DISPATCH_DELAY_SECS, pump_due, run_pump,
+    CLAIM_LEASE_SECS, DEFAULT_BATCH_SIZE, FAILED_DISPATCH_DELAY_SECS, PUT_BACK_ATTEMPTS,
+    UNROUTABLE_REASON, UNROUTABLE_RETRIES, pump_due, run_pump,
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{DELAYED_MESSAGES_KEY, IN_FLIGHT_KEY, METADATA_KEY_PREFIX, RedisStore};
@@ -78,7 +84,18 @@ pub struct DelayedMessage {
     pub time_policy: TimePolicy,
     /// The AMQP content encoding to send with.
     pub content_encoding: Option<String>,
+    /// How `payload` encodes the body: absent for UTF-8 text (the reference's form, and the
+    /// only one Python writes), `"base64"` for a body that is not UTF-8. Set by
+    /// [`set_body`](Self::set_body), read by [`body`](Self::body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_encoding: Option<String>,
+    /// How many times the pump found no queue for it (see [`pump_due`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unroutable_attempts: Option<u32>,
 }
+
+/// The `payload_encoding` of a body stored as base64.
+pub const BASE64_PAYLOAD: &str = "base64";
 
 impl fmt::Debug for DelayedMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,6 +105,7 @@ impl fmt::Debug for DelayedMessage {
             .field("dispatch_time", &self.dispatch_time)
             .field("target_queue", &self.target_queue)
             .field("payload", &self.payload)
+            .field("payload_encoding", &self.payload_encoding)
             .finish_non_exhaustive()
     }
 }
@@ -120,11 +138,11 @@ impl DelayedMessage {
     /// id of delayed messages; keeping one lets consumers deduplicate).
     pub fn of<M: Message>(message: &M, at: SystemTime) -> Result<Self, BusError> {
         let outgoing = Outgoing::message(message)?;
-        Ok(Self {
+        let mut delayed = Self {
             message_topic: M::TOPIC.to_string(),
             idempotency_key: None,
             dispatch_time: unix_seconds(at),
-            payload: String::from_utf8_lossy(&outgoing.body).into_owned(),
+            payload: String::new(),
             headers: outgoing.headers,
             target_queue: None,
             message_id: outgoing.message_id,
@@ -132,7 +150,49 @@ impl DelayedMessage {
             payload_policy: PayloadPolicy::default(),
             time_policy: TimePolicy::default(),
             content_encoding: None,
-        })
+            payload_encoding: None,
+            unroutable_attempts: None,
+        };
+        delayed.set_body(&outgoing.body);
+        Ok(delayed)
+    }
+
+    /// Stores `body` as the payload: as its text when it is UTF-8 (the reference's form, so
+    /// a Python beat sends the same bytes), otherwise as base64 with `payload_encoding:
+    /// "base64"`, so no byte is lost. A Python beat does not know that field: it would send
+    /// such a payload as its base64 text, so pump binary bodies with a Rust pump.
+    pub fn set_body(&mut self, body: &[u8]) {
+        match std::str::from_utf8(body) {
+            Ok(text) => {
+                self.payload = text.to_string();
+                self.payload_encoding = None;
+            }
+            Err(_) => {
+                self.payload = BASE64.encode(body);
+                self.payload_encoding = Some(BASE64_PAYLOAD.to_string());
+            }
+        }
+    }
+
+    /// The body to publish, decoded from the payload per `payload_encoding`.
+    pub fn body(&self) -> Result<Vec<u8>, BusError> {
+        let corrupt = |reason: String| BusError::CorruptDelayedMessage {
+            id: self
+                .idempotency_key
+                .clone()
+                .or_else(|| self.message_id.clone())
+                .unwrap_or_else(|| self.message_topic.clone()),
+            reason,
+        };
+        match self.payload_encoding.as_deref() {
+            None => Ok(self.payload.clone().into_bytes()),
+            Some(BASE64_PAYLOAD) => BASE64
+                .decode(&self.payload)
+                .map_err(|e| corrupt(format!("its base64 payload cannot be decoded: {e}"))),
+            Some(other) => Err(corrupt(format!(
+                "unknown payload_encoding `{other}` (only `{BASE64_PAYLOAD}` is known)"
+            ))),
+        }
     }
 
     /// Makes storing idempotent under `key`, with the given policies for a repeated key.
@@ -164,15 +224,17 @@ impl DelayedMessage {
     }
 
     /// The message as it is published when due: persistent (the reference sends these
-    /// non-persistent, which loses them when the broker restarts).
-    pub fn to_outgoing(&self) -> Outgoing {
+    /// non-persistent, which loses them when the broker restarts) and `mandatory`, so a
+    /// message no queue takes is reported instead of dropped by the broker. Fails only when
+    /// a stored payload cannot be decoded.
+    pub fn to_outgoing(&self) -> Result<Outgoing, BusError> {
         let route = match &self.target_queue {
             Some(queue) => Route::Queue(queue.clone()),
             None => Route::Main(crate::message::topic_routing_key(&self.message_topic)),
         };
-        Outgoing {
+        Ok(Outgoing {
             route,
-            body: self.payload.clone().into_bytes(),
+            body: self.body()?,
             headers: self
                 .headers
                 .iter()
@@ -182,9 +244,9 @@ impl DelayedMessage {
             message_id: self.message_id.clone(),
             content_type: self.content_type.clone(),
             content_encoding: self.content_encoding.clone(),
-            mandatory: false,
+            mandatory: true,
             persistent: true,
-        }
+        })
     }
 }
 
@@ -252,6 +314,8 @@ mod tests {
             payload_policy: PayloadPolicy::Ignore,
             time_policy: TimePolicy::Replace,
             content_encoding: None,
+            payload_encoding: None,
+            unroutable_attempts: None,
         };
         let expected = r#"{"message_topic":"email.send","idempotency_key":null,"dispatch_time":1795758783,"payload":"{\"to\":\"delayed@x\",\"fail\":false}","headers":{"baggage":"flow.id=0"},"target_queue":null,"message_id":null,"content_type":null,"payload_policy":"ignore","time_policy":"replace","content_encoding":null}"#;
         assert_eq!(message.to_json(), expected);
@@ -268,11 +332,44 @@ mod tests {
             br#"{"message_topic":"a.b","dispatch_time":1,"payload":"{}","headers":{"x-retry-count":1},"target_queue":null,"message_id":"m","content_type":null,"idempotency_key":null,"payload_policy":"ignore","time_policy":"replace","content_encoding":null}"#,
         )
         .unwrap();
-        assert_eq!(message.to_outgoing().route, Route::Main("a.b.#".into()));
+        assert_eq!(
+            message.to_outgoing().unwrap().route,
+            Route::Main("a.b.#".into())
+        );
         message.target_queue = Some("q".into());
-        let out = message.to_outgoing();
+        let out = message.to_outgoing().unwrap();
+        assert!(out.mandatory, "a due message no queue takes is reported");
         assert_eq!(out.route, Route::Queue("q".into()));
         assert_eq!(out.message_id.as_deref(), Some("m"));
         assert_eq!(out.headers.get("x-retry-count"), Some(&HeaderValue::Int(1)));
+    }
+
+    #[test]
+    fn utf8_bodies_keep_the_reference_form_and_binary_bodies_survive() {
+        let mut message = DelayedMessage::from_json(
+            "x",
+            br#"{"message_topic":"a.b","dispatch_time":1,"payload":"{}","headers":{},"target_queue":"q","message_id":"m","content_type":null,"idempotency_key":null,"payload_policy":"ignore","time_policy":"replace","content_encoding":null}"#,
+        )
+        .unwrap();
+        message.set_body("héllo \"quoted\"".as_bytes());
+        let json = message.to_json();
+        assert!(
+            json.contains(r#""payload":"héllo \"quoted\"""#) && !json.contains("payload_encoding"),
+            "{json}"
+        );
+        assert!(json.ends_with(r#""content_encoding":null}"#), "{json}");
+
+        let binary = [0xff, 0x00, 0xfe, b'{', 0x80];
+        message.set_body(&binary);
+        let json = message.to_json();
+        assert!(json.ends_with(r#","payload_encoding":"base64"}"#), "{json}");
+        let read = DelayedMessage::from_json("x", json.as_bytes()).unwrap();
+        assert_eq!(read.to_outgoing().unwrap().body, binary);
+
+        message.payload_encoding = Some("rot13".into());
+        assert!(matches!(
+            message.to_outgoing(),
+            Err(BusError::CorruptDelayedMessage { .. })
+        ));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use jararaca_retry::RetryPolicy;
 use lapin::options::{
     BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueDeclareOptions,
 };
@@ -16,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::Plan;
 use super::consumer::{Ended, SETTLE_TIMEOUT, STEADY, Source, StopMode, consume};
-use crate::amqp::{connect, soft_error};
+use crate::amqp::{ACCESS_REFUSED_RETRY, connect, soft_error};
 use crate::{BrokerUrl, BusError};
 
 /// Runs sessions until `stop`; the first session's failure to start is returned.
@@ -27,7 +28,7 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), BusError> {
     let _torn_down = TearDown(plan);
-    let mut failures: u32 = 0;
+    let mut backoff = Backoff::new(url.connection_retry);
     let mut started_once = false;
     loop {
         if *stop.borrow() {
@@ -37,48 +38,111 @@ pub(super) async fn run(
             session = start(url, plan) => session,
             _ = stop.wait_for(|s| *s) => return Ok(()),
         };
-        match session {
+        let delay = match session {
             Ok(session) => {
                 started_once = true;
+                backoff.connected();
                 let started = tokio::time::Instant::now();
                 tracing::info!(queues = plan.runtimes.len(), "worker consuming");
                 match session.run(plan, grace, stop.clone()).await {
                     Ended::Stopped => return Ok(()),
                     Ended::Lost(reason) => {
-                        // Sessions that keep ending at once back off further and further.
-                        if started.elapsed() >= STEADY {
-                            failures = 0;
-                        }
                         tracing::error!(%reason, "the worker session ended unexpectedly; reconnecting and restarting the consumers");
+                        backoff.session_ended(started.elapsed())
                     }
                 }
             }
+            // The same credentials would be refused again: say so now, and do not hammer
+            // the broker (some lock accounts out after repeated failures).
+            Err(error @ BusError::AccessRefused { .. }) if !started_once => return Err(error),
+            Err(error @ BusError::AccessRefused { .. }) => {
+                tracing::error!(%error, "RabbitMQ refused the worker's login; trying again in 30 s");
+                ACCESS_REFUSED_RETRY
+            }
             // Nothing to resume yet: a wrong URL or missing topology is the caller's to fix.
-            Err(error)
-                if !started_once
-                    && !matches!(
-                        error,
-                        BusError::Amqp {
-                            operation: "connect",
-                            ..
-                        }
-                    ) =>
-            {
+            Err(error) if !started_once && !is_connect_failure(&error) => return Err(error),
+            Err(error) if !started_once && backoff.failures >= url.connection_retry.max_retries => {
                 return Err(error);
             }
-            Err(error) if !started_once && failures >= url.connection_retry.max_retries => {
-                return Err(error);
+            Err(error) if is_connect_failure(&error) => {
+                tracing::warn!(%error, attempt = backoff.failures + 1, "connecting the worker to RabbitMQ failed");
+                backoff.connect_failed()
             }
+            // Connected, then failed to set the session up.
             Err(error) => {
-                tracing::warn!(%error, attempt = failures + 1, "starting a worker session failed");
+                tracing::warn!(%error, "starting a worker session failed");
+                backoff.connected();
+                backoff.session_ended(Duration::ZERO)
             }
-        }
-        let delay = url.connection_retry.delay_for(failures.min(16));
-        failures = failures.saturating_add(1);
+        };
+        let delay = if started_once {
+            delay.min(RESUME_MAX_DELAY)
+        } else {
+            delay
+        };
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return Ok(()),
         }
+    }
+}
+
+fn is_connect_failure(error: &BusError) -> bool {
+    matches!(
+        error,
+        BusError::Amqp {
+            operation: "connect",
+            ..
+        }
+    )
+}
+
+/// The most a worker that has consumed before waits between attempts to resume, whatever
+/// the URL's `connection_retry_max_delay`: after an outage it consumes again within this
+/// long of the broker's return.
+pub(super) const RESUME_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The delays between worker sessions, from the URL's connection retry policy.
+#[derive(Debug)]
+struct Backoff {
+    policy: RetryPolicy,
+    /// Connection attempts failed in a row; a connection that opens resets it.
+    failures: u32,
+    /// Sessions in a row that connected but failed to start or ended before running
+    /// [`STEADY`]; they back off among themselves, so a session that keeps dying at once does
+    /// not reconnect in a hot loop.
+    flaps: u32,
+}
+
+impl Backoff {
+    fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            failures: 0,
+            flaps: 0,
+        }
+    }
+
+    /// A connection opened: the outage, if any, is over.
+    fn connected(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait after a failed connection attempt.
+    fn connect_failed(&mut self) -> Duration {
+        let delay = self.policy.delay_for(self.failures.min(16));
+        self.failures = self.failures.saturating_add(1);
+        delay
+    }
+
+    /// The wait after a session that ran for `lasted` ended.
+    fn session_ended(&mut self, lasted: Duration) -> Duration {
+        if lasted >= STEADY {
+            self.flaps = 0;
+        }
+        let delay = self.policy.delay_for(self.flaps.min(16));
+        self.flaps = self.flaps.saturating_add(1);
+        delay
     }
 }
 
@@ -263,4 +327,51 @@ async fn passive_queue(channel: &Channel, name: &str) -> Result<(), BusError> {
         .await
         .map(drop)
         .map_err(|e| missing(name, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::default()
+            .initial_delay(Duration::from_secs(1))
+            .backoff_factor(2.0)
+            .max_delay(Duration::from_secs(60))
+            .jitter(false)
+    }
+
+    #[test]
+    fn a_connection_that_opens_resets_the_backoff() {
+        let mut backoff = Backoff::new(policy());
+        let outage: Vec<_> = (0..7).map(|_| backoff.connect_failed()).collect();
+        assert_eq!(outage.last(), Some(&Duration::from_secs(60)), "{outage:?}");
+        // The broker is back, but the first session dies at once (say its queues are not
+        // up yet): the next try comes after the initial delay, not after another minute.
+        backoff.connected();
+        assert_eq!(
+            backoff.session_ended(Duration::from_millis(10)),
+            Duration::from_secs(1)
+        );
+        // Should the broker go again, connecting starts over from the initial delay.
+        assert_eq!(backoff.connect_failed(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn sessions_that_keep_dying_back_off_until_one_runs_steadily() {
+        let mut backoff = Backoff::new(policy());
+        let quick = Duration::from_millis(10);
+        let delays: Vec<_> = (0..4)
+            .map(|_| {
+                backoff.connected();
+                backoff.session_ended(quick)
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            [1, 2, 4, 8].map(Duration::from_secs),
+            "a flapping session backs off"
+        );
+        assert_eq!(backoff.session_ended(STEADY), Duration::from_secs(1));
+    }
 }

@@ -264,11 +264,11 @@ impl Runtime {
         } else {
             let now = unix_seconds(SystemTime::now());
             let wait = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
-            let copy = DelayedMessage {
+            let mut copy = DelayedMessage {
                 message_topic: self.topic.to_string(),
                 idempotency_key: None,
                 dispatch_time: now.saturating_add(wait),
-                payload: String::from_utf8_lossy(&original.body).into_owned(),
+                payload: String::new(),
                 headers,
                 target_queue: Some(self.queue.to_string()),
                 message_id: original.message_id.clone(),
@@ -276,7 +276,11 @@ impl Runtime {
                 payload_policy: PayloadPolicy::Ignore,
                 time_policy: TimePolicy::Replace,
                 content_encoding: original.content_encoding.clone(),
+                payload_encoding: None,
+                unroutable_attempts: None,
             };
+            // Binary-safe: a body that is not UTF-8 is stored as base64, never mangled.
+            copy.set_body(&original.body);
             self.store.enqueue(copy).await
         };
         match sent {

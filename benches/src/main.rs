@@ -30,12 +30,19 @@
 //!   of at least three runs, in messages per second. Each batch is published before its
 //!   consumer starts and only consumption is timed. Connects to `AMQP_URL` (default
 //!   `amqp://guest:guest@127.0.0.1:5672/%2f`).
+//! * `outbox` — `POST /tasks` (insert a row, publish `task.created`) in process from
+//!   closed-loop tasks, on PostgreSQL (`DATABASE_URL`, schema `jararaca_bench_outbox`,
+//!   dropped afterwards) and RabbitMQ (`AMQP_URL`), through the transactional outbox and
+//!   through after-commit publishing, alternating, median of at least three runs; the ratio
+//!   is the outbox's requests per second over after-commit's. Each run also prints the
+//!   publish latency from commit to broker confirm (p50, p99).
 
 mod bus;
 mod callgrind;
 mod harness;
 mod http;
 mod load;
+mod outbox;
 mod pin;
 mod query;
 
@@ -47,6 +54,7 @@ fn usage() -> ExitCode {
          \x20                          [--callgrind-requests R] [--annotate DIR]\n\
          \x20      jararaca-bench query [--runs N] [--iterations I]\n\
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
+         \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
@@ -70,6 +78,7 @@ fn main() -> ExitCode {
         Some("http") => workload(http::Options::parse(options), http::run),
         Some("query") => workload(query::Options::parse(options), query::run),
         Some("bus") => workload(bus::Options::parse(options), bus::run),
+        Some("outbox") => workload(outbox::Options::parse(options), outbox::run),
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => {
                 http::serve(target, port, args.get(3).map(String::as_str))

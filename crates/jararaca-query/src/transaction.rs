@@ -32,6 +32,7 @@ use crate::{Db, QueryError, Session};
 pub struct TransactionLayer {
     db: Db,
     autocommit: bool,
+    outbox: bool,
 }
 
 impl TransactionLayer {
@@ -40,6 +41,7 @@ impl TransactionLayer {
         Self {
             db,
             autocommit: false,
+            outbox: true,
         }
     }
 
@@ -48,7 +50,19 @@ impl TransactionLayer {
         Self {
             db,
             autocommit: true,
+            outbox: true,
         }
+    }
+
+    /// Publishes the units' bus messages after their commit instead of writing them to the
+    /// transactional outbox (feature `bus`): no outbox table and no extra statement per
+    /// unit, but each unit waits for its broker's confirms, and a message whose publish still
+    /// fails after the bus's retries is lost (it is reported, see
+    /// `jararaca_bus::Bus::on_not_published`).
+    #[must_use]
+    pub fn after_commit_publishing(mut self) -> Self {
+        self.outbox = false;
+        self
     }
 }
 
@@ -60,6 +74,7 @@ impl<S> Layer<S> for TransactionLayer {
             inner,
             db: self.db.clone(),
             autocommit: self.autocommit,
+            outbox: self.outbox,
         }
     }
 }
@@ -70,6 +85,8 @@ pub struct Transaction<S> {
     inner: S,
     db: Db,
     autocommit: bool,
+    #[cfg_attr(not(feature = "bus"), allow(dead_code))]
+    outbox: bool,
 }
 
 impl<S, R> Service<R> for Transaction<S>
@@ -100,7 +117,7 @@ where
                     state.set_autocommit();
                 }
                 #[cfg(feature = "bus")]
-                if !skip {
+                if !skip && self.outbox {
                     // The bus writes this unit's messages into its transaction.
                     let writer = crate::outbox::UnitWriter {
                         state: Arc::clone(&state),

@@ -111,7 +111,8 @@ pub(crate) mod otel {
         Ok(Some((export_layer(&provider), provider)))
     }
 
-    /// A layer exporting `info` spans and the request spans through `provider`.
+    /// A layer exporting `info` spans, the request spans and the bus's publish and delivery
+    /// spans through `provider`.
     pub(crate) fn export_layer<S>(provider: &SdkTracerProvider) -> BoxedLayer<S>
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
@@ -119,7 +120,8 @@ pub(crate) mod otel {
         let tracer = provider.tracer("jararaca");
         let targets = Targets::new()
             .with_default(tracing::Level::INFO)
-            .with_target("jararaca_http", tracing::Level::DEBUG);
+            .with_target("jararaca_http", tracing::Level::DEBUG)
+            .with_target("jararaca_bus::trace", tracing::Level::DEBUG);
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(targets)
@@ -189,6 +191,144 @@ mod tests {
                 span.span_context.span_id()
             ),
             "the echoed traceparent names the exported span"
+        );
+    }
+}
+
+#[cfg(all(test, feature = "otel", feature = "bus"))]
+mod bus_tests {
+    use std::time::Duration;
+
+    use opentelemetry::trace::SpanId;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use crate::Microservice;
+    use crate::bus::{BusSettings, Delivery, Message, MessageController, MessageKind, UnitBus};
+    use crate::http::{Controller, HttpApp};
+    use crate::prelude::BusApp;
+    use crate::trace::AsyncBoundary;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Linked;
+
+    impl Message for Linked {
+        const TOPIC: &'static str = "otel.linked";
+        const KIND: MessageKind = MessageKind::Event;
+        const TRACE_BOUNDARY: Option<AsyncBoundary> = Some(AsyncBoundary::Link);
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Continued;
+
+    impl Message for Continued {
+        const TOPIC: &'static str = "otel.continued";
+        const KIND: MessageKind = MessageKind::Event;
+        const TRACE_BOUNDARY: Option<AsyncBoundary> = Some(AsyncBoundary::Child);
+    }
+
+    async fn publish(bus: UnitBus) -> http::StatusCode {
+        match (bus.publish(&Linked), bus.publish(&Continued)) {
+            (Ok(()), Ok(())) => http::StatusCode::ACCEPTED,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    async fn handled(_: Linked, _: Delivery) -> Result<(), crate::BoxError> {
+        Ok(())
+    }
+
+    async fn continued(_: Continued, _: Delivery) -> Result<(), crate::BoxError> {
+        Ok(())
+    }
+
+    fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "no `{name}` span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn request_publish_and_handler_spans_are_tied_together() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(super::otel::export_layer(&provider));
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let app = Microservice::new("t")
+            .controller(Controller::new("Publish", "/publish").post("/", publish))
+            .controller(
+                MessageController::new("Traced")
+                    .handler::<Linked, _, _>("handled", handled)
+                    .handler::<Continued, _, _>("continued", continued),
+            )
+            .with(BusSettings::default())
+            .build()
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(app.worker().unwrap().run(async move {
+            let _ = stopped.await;
+        }));
+        let request = http::Request::post("/publish")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::ACCEPTED);
+        let mut spans = Vec::new();
+        for _ in 0..200 {
+            provider.force_flush().unwrap();
+            spans = exporter.get_finished_spans().unwrap();
+            if spans
+                .iter()
+                .filter(|s| s.name.starts_with("CONSUME"))
+                .count()
+                == 2
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        worker.await.unwrap().unwrap();
+
+        let request = named(&spans, "http.request");
+        let linked_publish = named(&spans, "PUBLISH otel.linked");
+        let continued_publish = named(&spans, "PUBLISH otel.continued");
+        for publish in [linked_publish, continued_publish] {
+            assert_eq!(
+                publish.span_context.trace_id(),
+                request.span_context.trace_id()
+            );
+            assert_eq!(publish.parent_span_id, request.span_context.span_id());
+        }
+        let linked = named(&spans, "CONSUME otel.linked");
+        assert_ne!(
+            linked.span_context.trace_id(),
+            request.span_context.trace_id()
+        );
+        assert_eq!(linked.parent_span_id, SpanId::INVALID);
+        assert!(
+            linked.links.iter().any(|l| l.span_context.trace_id()
+                == linked_publish.span_context.trace_id()
+                && l.span_context.span_id() == linked_publish.span_context.span_id()),
+            "the handler's span links to the publish span: {:?}",
+            linked.links
+        );
+        let continued = named(&spans, "CONSUME otel.continued");
+        assert_eq!(
+            continued.span_context.trace_id(),
+            request.span_context.trace_id()
+        );
+        assert_eq!(
+            continued.parent_span_id,
+            continued_publish.span_context.span_id()
         );
     }
 }

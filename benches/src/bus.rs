@@ -58,7 +58,7 @@ pub(crate) struct Options {
 impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
         let mut options = Self {
-            runs: 3,
+            runs: 5,
             messages: 100_000,
             prefetch: 256,
         };

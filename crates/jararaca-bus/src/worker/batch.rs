@@ -10,11 +10,12 @@
 //! settled after being abandoned) breaks the run: the run below it is sent first, then its
 //! own frame, alone, and only then can a later run reach past it.
 //!
-//! The run is sent as soon as it holds a quarter of the prefetch, at once when the window
-//! holds a whole prefetch (the broker sends nothing more until something is acknowledged),
-//! and otherwise after [`LINGER`]; the timer also acknowledges, one by one, deliveries
-//! settled behind one still running, so a slow message never holds back the others'
-//! acknowledgements (nor the prefetch slots they free) for longer than that.
+//! The run is sent as soon as it holds a quarter of the prefetch, and otherwise after
+//! [`LINGER`]. The timer also acknowledges, one by one, deliveries settled behind one still
+//! running, and so does a settle once a quarter of the prefetch is held back that way while
+//! the broker waits (it sends nothing more while a whole prefetch is unacknowledged): a
+//! slow message never holds back the others' acknowledgements, nor the prefetch slots they
+//! free, for longer than that.
 //!
 //! Acknowledgements not sent yet are lost with the channel: the broker delivers those
 //! messages again, as it does for any unacknowledged one. Delivery stays at least once.
@@ -31,6 +32,9 @@ use crate::BusError;
 
 /// The longest a settled delivery waits for its acknowledgement to be sent.
 pub(crate) const LINGER: Duration = Duration::from_millis(5);
+
+/// The most deliveries a window holds; later ones are settled alone.
+const MAX_WINDOW: usize = 1 << 16;
 
 /// How many settled deliveries at the front of the window are acknowledged together.
 pub(crate) fn batch_size(prefetch: u16) -> usize {
@@ -61,6 +65,8 @@ pub(crate) struct Window {
     run: usize,
     /// How many slots are [`Slot::Ack`].
     unsent: usize,
+    /// How many slots are [`Slot::Done`].
+    alone: usize,
     /// Cleared when a tag is missing (another consumer on the channel got it): deliveries
     /// from then on are acknowledged alone, since a `multiple` reaching past the missing
     /// one would acknowledge it for its consumer.
@@ -78,7 +84,7 @@ pub(crate) enum Flush {
     Later,
     /// Send the run now.
     Run,
-    /// Send the run and what is settled behind a running delivery now: the window is full.
+    /// Send the run and what is settled behind a running delivery now: the broker waits.
     All,
 }
 
@@ -89,6 +95,7 @@ impl Default for Window {
             slots: VecDeque::new(),
             run: 0,
             unsent: 0,
+            alone: 0,
             contiguous: true,
             armed: false,
         }
@@ -98,6 +105,11 @@ impl Default for Window {
 impl Window {
     /// Takes delivery `tag` in; `false` when it must be settled alone.
     pub(crate) fn take(&mut self, tag: u64) -> bool {
+        // A delivery that never settles holds the run back for good: bound what piles up
+        // behind it by settling the next ones alone.
+        if self.slots.len() >= MAX_WINDOW {
+            self.contiguous = false;
+        }
         if self.contiguous && tag == self.base + self.slots.len() as u64 {
             self.slots.push_back(Slot::Running);
             true
@@ -124,6 +136,8 @@ impl Window {
         *slot = if ack { Slot::Ack } else { Slot::Done };
         if ack {
             self.unsent += 1;
+        } else {
+            self.alone += 1;
         }
         if index == self.run {
             self.run += 1;
@@ -140,12 +154,16 @@ impl Window {
     /// What to do after a settle, for a window of at most `prefetch` deliveries (0: no
     /// bound) whose runs are sent at `batch` deliveries.
     pub(crate) fn next(&mut self, batch: usize, prefetch: usize) -> Flush {
+        // The deliveries the broker counts against the prefetch.
+        let unacknowledged = self.slots.len() - self.alone;
         if self.unsent == 0 {
             Flush::Nothing
-        } else if prefetch != 0 && self.slots.len() >= prefetch {
-            Flush::All
         } else if self.run >= batch {
             Flush::Run
+        } else if prefetch != 0 && unacknowledged >= prefetch && self.unsent >= batch {
+            // The broker waits for acknowledgements, and a batch of them is held back
+            // behind a running delivery.
+            Flush::All
         } else if self.armed {
             Flush::Nothing
         } else {
@@ -160,9 +178,13 @@ impl Window {
         let mut last = None;
         let mut acked = 0;
         for _ in 0..self.run {
-            if self.slots.pop_front() == Some(Slot::Ack) {
-                last = Some(self.base);
-                acked += 1;
+            match self.slots.pop_front() {
+                Some(Slot::Ack) => {
+                    last = Some(self.base);
+                    acked += 1;
+                }
+                Some(Slot::Done) => self.alone -= 1,
+                _ => {}
             }
             self.base += 1;
         }
@@ -182,6 +204,7 @@ impl Window {
                     tags.push(self.base + offset);
                 }
             }
+            self.alone += self.unsent;
             self.unsent = 0;
         }
         tags
@@ -262,9 +285,9 @@ impl AckBatch {
             };
             (run, stragglers)
         };
-        if let Some((tag, count)) = run {
+        if let Some((tag, _)) = run {
             if let Some(hook) = self.hook {
-                hook(tag, count);
+                hook(tag, true);
             }
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: true })
@@ -272,6 +295,9 @@ impl AckBatch {
                 .map_err(BusError::amqp("acknowledging"))?;
         }
         if !stragglers.is_empty() {
+            if let Some(hook) = self.hook {
+                stragglers.iter().for_each(|tag| hook(*tag, false));
+            }
             futures_util::future::try_join_all(stragglers.into_iter().map(|tag| {
                 self.channel
                     .basic_ack(tag, BasicAckOptions { multiple: false })
@@ -410,6 +436,18 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_that_never_settles_bounds_the_window() {
+        let mut w = window(1..=MAX_WINDOW as u64);
+        for tag in 2..=MAX_WINDOW as u64 {
+            w.settle(tag, true);
+        }
+        assert!(!w.take(MAX_WINDOW as u64 + 1));
+        assert_eq!(w.take_run(), None);
+        w.settle(1, true);
+        assert_eq!(w.take_run(), Some((MAX_WINDOW as u64, MAX_WINDOW)));
+    }
+
+    #[test]
     fn settled_deliveries_behind_a_running_one_are_acknowledged_alone() {
         let mut w = window(1..=4);
         w.settle(2, true);
@@ -425,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_sends_at_the_batch_size_or_when_the_window_is_full_and_never_stalls() {
+    fn the_policy_sends_at_the_batch_size_or_what_the_waiting_broker_needs() {
         let mut w = window(1..=8);
         w.settle(1, true);
         assert_eq!(w.next(2, 16), Flush::Later);
@@ -436,11 +474,29 @@ mod tests {
         w.settle(2, true);
         assert_eq!(w.next(2, 16), Flush::Run);
         assert_eq!(w.take_run(), Some((3, 3)));
-        // The whole prefetch is in the window, its first delivery running: what is settled
-        // goes at once, or the broker would wait for it forever.
+        w.armed = false;
+        // A whole prefetch unacknowledged, its first delivery running: one settled behind
+        // it waits for the timer, a batch of them goes at once.
         assert!(w.take(9) && w.take(10) && w.take(11));
         w.settle(5, true);
-        assert_eq!(w.next(4, 8), Flush::All);
+        assert_eq!(w.next(2, 8), Flush::Later);
+        w.settle(6, true);
+        assert_eq!(w.next(2, 8), Flush::All);
+        assert_eq!(w.take_run(), None);
+        assert_eq!(w.take_stragglers(), vec![5, 6]);
+        // Acknowledged alone, they no longer count against the prefetch.
+        assert!(w.take(12) && w.take(13));
+        w.settle(7, true);
+        w.settle(8, true);
+        assert_eq!(w.next(2, 8), Flush::All);
+        w.take_stragglers();
+        w.settle(9, true);
+        w.settle(10, true);
+        assert_eq!(
+            w.next(2, 16),
+            Flush::Nothing,
+            "the broker does not wait: the timer"
+        );
         // Nothing to send: nothing asked.
         let mut idle = window(1..=2);
         idle.settle(1, false);

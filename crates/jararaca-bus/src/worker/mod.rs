@@ -34,9 +34,9 @@ enum Transport {
     Memory(InMemoryBroker),
 }
 
-/// Called with the tag and the size of each batched RabbitMQ acknowledgement just before it
-/// is sent: a seam for fault tests.
-pub(crate) type AckHook = fn(u64, usize);
+/// Called with the delivery tag and `multiple` of each acknowledgement a batch is about to
+/// send: a seam for fault tests.
+pub(crate) type AckHook = fn(u64, bool);
 
 /// How long in-flight handlers may finish after a stop is requested (the reference's
 /// `--gracious-shutdown-seconds` default).
@@ -178,12 +178,12 @@ impl Worker {
         self
     }
 
-    /// Calls `hook` with the delivery tag and the number of deliveries of each batched
-    /// RabbitMQ acknowledgement just before it is sent: a seam for fault tests (a test
-    /// kills the process there), not part of the API.
+    /// Calls `hook` with the delivery tag and `multiple` of each batched RabbitMQ
+    /// acknowledgement just before it is sent: a seam for fault tests (a test kills the
+    /// process there), not part of the API.
     #[doc(hidden)]
     #[must_use]
-    pub fn before_batched_ack(mut self, hook: fn(u64, usize)) -> Self {
+    pub fn before_batched_ack(mut self, hook: fn(u64, bool)) -> Self {
         self.before_batched_ack = Some(hook);
         self
     }

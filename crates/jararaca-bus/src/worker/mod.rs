@@ -54,6 +54,11 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(20);
 /// * concurrency per channel is bounded by its prefetch (`prefetch_count` of the URL, or the
 ///   handler's or channel's own);
 /// * a message is acknowledged only after its service (with its unit of work) succeeded;
+///   on RabbitMQ a contiguous run of settled deliveries is acknowledged with one
+///   `basic.ack(multiple)`, sent once it holds a quarter of the prefetch and otherwise
+///   within 5 ms; a rejection or requeue goes alone, after the run below it. What is not
+///   sent when the process dies or the connection drops is delivered again by the broker
+///   (at least once, as for any unacknowledged message);
 /// * a failure, a timeout or a panic of the handler is retried with backoff through the
 ///   delayed-message store (`x-retry-count`, `x-last-error`: `the handler panicked: <msg>`
 ///   for a panic), then dead-lettered; an undecodable body is dead-lettered at once; the

@@ -126,7 +126,7 @@ impl Delivery {
     /// again), and with [`BusError::Amqp`](crate::BusError) when sending it failed.
     pub async fn ack_now(&self) -> Result<(), BusError> {
         match self.settle.take() {
-            Some(handle) => handle.ack().await,
+            Some(handle) => handle.ack_now().await,
             None => Ok(()),
         }
     }

@@ -18,13 +18,15 @@ pub(crate) const ABANDONED: &str = "the delivery was abandoned before it was set
 /// The transport's own settle handle.
 pub(crate) enum Acker {
     #[cfg(feature = "amqp")]
-    Amqp(lapin::Acker),
+    Amqp(super::batch::AmqpAcker),
     Memory(MemoryAcker),
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Ack,
+    /// Acknowledge, and send what is due on the channel at once.
+    AckNow,
     Reject,
     Requeue,
 }
@@ -33,7 +35,7 @@ impl Op {
     #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     fn operation(self) -> &'static str {
         match self {
-            Self::Ack => "acknowledging",
+            Self::Ack | Self::AckNow => "acknowledging",
             Self::Reject => "rejecting",
             Self::Requeue => "requeueing",
         }
@@ -50,34 +52,24 @@ impl Acker {
             #[cfg(feature = "amqp")]
             Self::Amqp(acker) => {
                 let done = match op {
-                    Op::Ack => acker.ack(lapin::options::BasicAckOptions::default()).await,
-                    Op::Reject => {
-                        acker
-                            .reject(lapin::options::BasicRejectOptions { requeue: false })
-                            .await
-                    }
-                    Op::Requeue => {
-                        acker
-                            .reject(lapin::options::BasicRejectOptions { requeue: true })
-                            .await
-                    }
+                    Op::Ack => acker.ack(false).await?,
+                    Op::AckNow => acker.ack(true).await?,
+                    Op::Reject => reject(acker, false).await?,
+                    Op::Requeue => reject(acker, true).await?,
                 };
-                match done {
-                    Ok(true) => Ok(()),
+                if done {
+                    Ok(())
+                } else {
                     // lapin's answer for an acker whose channel is gone or that was used.
-                    Ok(false) => Err(BusError::NotSettled {
+                    Err(BusError::NotSettled {
                         operation: op.operation(),
                         queue: queue.to_string(),
-                    }),
-                    Err(source) => Err(BusError::Amqp {
-                        operation: op.operation(),
-                        source,
-                    }),
+                    })
                 }
             }
             Self::Memory(acker) => {
                 match op {
-                    Op::Ack => acker.ack(),
+                    Op::Ack | Op::AckNow => acker.ack(),
                     Op::Reject => acker.reject(),
                     Op::Requeue => acker.requeue(),
                 }
@@ -85,6 +77,21 @@ impl Acker {
             }
         }
     }
+}
+
+/// Rejects a RabbitMQ delivery alone (requeueing it or not): `Ok(false)` when lapin
+/// reports it had no effect.
+#[cfg(feature = "amqp")]
+async fn reject(acker: super::batch::AmqpAcker, requeue: bool) -> Result<bool, BusError> {
+    let operation = if requeue { "requeueing" } else { "rejecting" };
+    acker
+        .alone(|acker| async move {
+            acker
+                .reject(lapin::options::BasicRejectOptions { requeue })
+                .await
+        })
+        .await
+        .map_err(|source| BusError::Amqp { operation, source })
 }
 
 /// What settles a delivery: the worker, or the handler through
@@ -126,9 +133,15 @@ impl AckHandle {
         }
     }
 
-    /// Acknowledges the message.
+    /// Acknowledges the message. On RabbitMQ the acknowledgement may go out a few
+    /// milliseconds later, with those of the deliveries before it.
     pub(crate) async fn ack(self) -> Result<(), BusError> {
         self.settle(Op::Ack).await
+    }
+
+    /// Acknowledges the message and sends the acknowledgement at once.
+    pub(crate) async fn ack_now(self) -> Result<(), BusError> {
+        self.settle(Op::AckNow).await
     }
 
     /// Rejects it without requeueing: the broker dead-letters it (without a reason).
@@ -181,7 +194,9 @@ impl Drop for AckHandle {
             Acker::Amqp(acker) => match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
                     handle.spawn(async move {
-                        runtime.settle_abandoned(acker, &original, settlement).await;
+                        acker
+                            .alone(|acker| runtime.settle_abandoned(acker, &original, settlement))
+                            .await;
                         drop(in_flight);
                     });
                 }

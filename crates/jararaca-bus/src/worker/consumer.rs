@@ -8,9 +8,40 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::AckHook;
 use super::ack::Acker;
+#[cfg(feature = "amqp")]
+use super::batch::{AckBatch, AmqpAcker};
 use super::process::{Raw, Runtime};
 use crate::memory::InMemoryBroker;
+
+/// What the consumers on one channel share.
+#[derive(Debug)]
+pub(crate) struct ChannelPlan {
+    /// The channel's prefetch (0: unbounded).
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+    prefetch: u16,
+    /// One per delivery the prefetch lets run at once.
+    permits: Arc<Semaphore>,
+    /// Called before each batched acknowledgement is sent (fault tests).
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+    before_batched_ack: Option<AckHook>,
+}
+
+impl ChannelPlan {
+    pub(crate) fn new(prefetch: u16, before_batched_ack: Option<AckHook>) -> Self {
+        let permits = if prefetch == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            usize::from(prefetch)
+        };
+        Self {
+            prefetch,
+            permits: Arc::new(Semaphore::new(permits)),
+            before_batched_ack,
+        }
+    }
+}
 
 /// Where a consumer's deliveries come from.
 pub(crate) enum Source {
@@ -47,13 +78,31 @@ enum Next {
 }
 
 impl Source {
-    async fn next(&mut self, queue: &str) -> Next {
+    /// Acknowledgements in runs, for a RabbitMQ consumer.
+    #[cfg(feature = "amqp")]
+    fn ack_batch(&self, plan: &ChannelPlan) -> Option<Arc<AckBatch>> {
+        match self {
+            Self::Amqp(amqp) => Some(Arc::new(AckBatch::new(
+                amqp.1.clone(),
+                plan.prefetch,
+                plan.before_batched_ack,
+            ))),
+            Self::Memory(_) => None,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        queue: &str,
+        #[cfg(feature = "amqp")] batch: Option<&Arc<AckBatch>>,
+    ) -> Next {
         match self {
             #[cfg(feature = "amqp")]
             Self::Amqp(amqp) => match amqp.0.next().await {
                 Some(Ok(delivery)) => {
+                    let tag = delivery.delivery_tag;
                     let (raw, acker) = from_lapin(delivery);
-                    Next::Delivery(raw, Acker::Amqp(acker))
+                    Next::Delivery(raw, Acker::Amqp(AmqpAcker::new(acker, tag, batch)))
                 }
                 Some(Err(error)) => Next::Lost(error.to_string()),
                 None => Next::Lost("the broker cancelled the consumer".to_string()),
@@ -136,16 +185,25 @@ fn from_lapin(delivery: lapin::message::Delivery) -> (Raw, lapin::Acker) {
 pub(crate) async fn consume(
     mut source: Source,
     runtime: Arc<Runtime>,
-    semaphore: Arc<Semaphore>,
+    channel: Arc<ChannelPlan>,
     mut mode: watch::Receiver<StopMode>,
 ) -> Ended {
+    #[cfg(feature = "amqp")]
+    let batch = source.ack_batch(&channel);
+    // A set, so the timer goes with the consumer.
+    #[cfg(feature = "amqp")]
+    let mut timer = JoinSet::new();
+    #[cfg(feature = "amqp")]
+    if let Some(batch) = &batch {
+        timer.spawn(Arc::clone(batch).linger());
+    }
     let mut tasks = JoinSet::new();
     let ended = loop {
         // A permit first: no more messages run at once than the prefetch allows.
         let permit = tokio::select! {
             biased;
             _ = mode.wait_for(|m| *m != StopMode::Running) => break Ended::Stopped,
-            permit = Arc::clone(&semaphore).acquire_owned() => match permit {
+            permit = Arc::clone(&channel.permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break Ended::Stopped,
             },
@@ -154,7 +212,11 @@ pub(crate) async fn consume(
             biased;
             _ = mode.wait_for(|m| *m != StopMode::Running) => break Ended::Stopped,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            next = source.next(&runtime.queue) => next,
+            next = source.next(
+                &runtime.queue,
+                #[cfg(feature = "amqp")]
+                batch.as_ref(),
+            ) => next,
         };
         match next {
             Next::Delivery(raw, acker) => {
@@ -190,6 +252,15 @@ pub(crate) async fn consume(
     if left > 0 {
         tracing::warn!(queue = %runtime.queue, left, "abandoned deliveries were not settled in time; the broker requeues them");
     }
+    // What is settled and not acknowledged yet goes before the channel closes; on a lost
+    // connection it cannot, and the broker delivers those messages again.
+    #[cfg(feature = "amqp")]
+    if let Some(batch) = &batch
+        && *mode.borrow() != StopMode::Abort
+        && let Err(error) = batch.flush(true).await
+    {
+        tracing::debug!(queue = %runtime.queue, %error, "sending the last acknowledgements failed; the broker delivers those messages again");
+    }
     ended
 }
 
@@ -210,7 +281,7 @@ pub(crate) fn restart_backoff() -> jararaca_retry::RetryPolicy {
 pub(crate) async fn supervise(
     broker: InMemoryBroker,
     runtime: Arc<Runtime>,
-    semaphore: Arc<Semaphore>,
+    channel: Arc<ChannelPlan>,
     mut mode: watch::Receiver<StopMode>,
 ) {
     let mut failures: u32 = 0;
@@ -221,7 +292,7 @@ pub(crate) async fn supervise(
         task.spawn(consume(
             Source::Memory(broker.clone()),
             Arc::clone(&runtime),
-            Arc::clone(&semaphore),
+            Arc::clone(&channel),
             mode.clone(),
         ));
         let ended = task.join_next().await;

@@ -4,6 +4,8 @@
 mod ack;
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "amqp")]
+mod batch;
 mod consumer;
 mod process;
 
@@ -13,10 +15,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 pub(crate) use self::ack::AckHandle;
-use self::consumer::{StopMode, supervise};
+use self::consumer::{ChannelPlan, StopMode, supervise};
 use self::process::Runtime;
 #[cfg(feature = "amqp")]
 use crate::BrokerUrl;
@@ -31,6 +33,10 @@ enum Transport {
     Amqp(Box<BrokerUrl>),
     Memory(InMemoryBroker),
 }
+
+/// Called with the delivery tag and `multiple` of each acknowledgement a batch is about to
+/// send: a seam for fault tests.
+pub(crate) type AckHook = fn(u64, bool);
 
 /// How long in-flight handlers may finish after a stop is requested (the reference's
 /// `--gracious-shutdown-seconds` default).
@@ -48,6 +54,11 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(20);
 /// * concurrency per channel is bounded by its prefetch (`prefetch_count` of the URL, or the
 ///   handler's or channel's own);
 /// * a message is acknowledged only after its service (with its unit of work) succeeded;
+///   on RabbitMQ a contiguous run of settled deliveries is acknowledged with one
+///   `basic.ack(multiple)`, sent once it holds a quarter of the prefetch and otherwise
+///   within 5 ms; a rejection or requeue goes alone, after the run below it. What is not
+///   sent when the process dies or the connection drops is delivered again by the broker
+///   (at least once, as for any unacknowledged message);
 /// * a failure, a timeout or a panic of the handler is retried with backoff through the
 ///   delayed-message store (`x-retry-count`, `x-last-error`: `the handler panicked: <msg>`
 ///   for a panic), then dead-lettered; an undecodable body is dead-lettered at once; the
@@ -78,6 +89,7 @@ pub struct Worker {
     only_names: Option<BTreeSet<String>>,
     only_groups: Option<BTreeSet<String>>,
     default_prefetch: u16,
+    before_batched_ack: Option<AckHook>,
 }
 
 impl fmt::Debug for Worker {
@@ -115,6 +127,7 @@ impl Worker {
             only_names: None,
             only_groups: None,
             default_prefetch: 32,
+            before_batched_ack: None,
         }
     }
 
@@ -167,6 +180,16 @@ impl Worker {
     #[must_use]
     pub fn default_prefetch(mut self, prefetch: u16) -> Self {
         self.default_prefetch = prefetch;
+        self
+    }
+
+    /// Calls `hook` with the delivery tag and `multiple` of each batched RabbitMQ
+    /// acknowledgement just before it is sent: a seam for fault tests (a test kills the
+    /// process there), not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn before_batched_ack(mut self, hook: fn(u64, bool)) -> Self {
+        self.before_batched_ack = Some(hook);
         self
     }
 
@@ -229,14 +252,21 @@ impl Worker {
                     )
                 })?;
                 let publisher: Arc<dyn Publisher> = Arc::new(crate::AmqpPublisher::lazy(&url));
-                let plan = Plan::new(handlers, &url.consumer_retry, &store, &publisher, |h| {
-                    channel_key(
-                        h,
-                        url.shared_default_channel,
-                        &url.prefetch_count_by_channel_id,
-                        default_prefetch,
-                    )
-                });
+                let plan = Plan::new(
+                    handlers,
+                    &url.consumer_retry,
+                    &store,
+                    &publisher,
+                    self.before_batched_ack,
+                    |h| {
+                        channel_key(
+                            h,
+                            url.shared_default_channel,
+                            &url.prefetch_count_by_channel_id,
+                            default_prefetch,
+                        )
+                    },
+                );
                 let pump = pump_task(pump_interval, &store, &publisher);
                 let result = amqp::run(&url, &plan, self.grace, stop).await;
                 finish_pump(pump).await;
@@ -253,6 +283,7 @@ impl Worker {
                         .backoff_factor(3.0),
                     &store,
                     &publisher,
+                    None,
                     |h| channel_key(h, false, &no_overrides, prefetch),
                 );
                 for runtime in &plan.runtimes {
@@ -264,11 +295,11 @@ impl Worker {
                 let pump = pump_task(pump_interval, &store, &publisher);
                 let (mode_tx, mode_rx) = watch::channel(StopMode::Running);
                 let mut tasks = tokio::task::JoinSet::new();
-                for (runtime, semaphore) in plan.runtimes.iter().zip(&plan.semaphores) {
+                for (runtime, channel) in plan.runtimes.iter().zip(&plan.semaphores) {
                     tasks.spawn(supervise(
                         broker.clone(),
                         Arc::clone(runtime),
-                        Arc::clone(semaphore),
+                        Arc::clone(channel),
                         mode_rx.clone(),
                     ));
                 }
@@ -305,11 +336,11 @@ fn keep(
     by_name && by_group
 }
 
-/// The handlers as the worker runs them, with their channels' semaphores.
+/// The handlers as the worker runs them, with what their channels share.
 pub(crate) struct Plan {
     pub(crate) runtimes: Vec<Arc<Runtime>>,
-    /// One per runtime; runtimes on one channel share it.
-    pub(crate) semaphores: Vec<Arc<Semaphore>>,
+    /// One per runtime (its channel's permits and prefetch); runtimes on one channel share it.
+    pub(crate) semaphores: Vec<Arc<ChannelPlan>>,
     /// The channel key and prefetch of each runtime.
     pub(crate) channels: Vec<(String, u16)>,
 }
@@ -320,9 +351,10 @@ impl Plan {
         default_retry: &jararaca_retry::RetryPolicy,
         store: &Arc<dyn DelayedStore>,
         publisher: &Arc<dyn Publisher>,
+        before_batched_ack: Option<AckHook>,
         channel_of: impl Fn(&Handler) -> (String, u16),
     ) -> Self {
-        let mut by_channel: BTreeMap<String, Arc<Semaphore>> = BTreeMap::new();
+        let mut by_channel: BTreeMap<String, Arc<ChannelPlan>> = BTreeMap::new();
         let mut plan = Plan {
             runtimes: Vec::new(),
             semaphores: Vec::new(),
@@ -330,15 +362,10 @@ impl Plan {
         };
         for handler in handlers {
             let (key, prefetch) = channel_of(&handler);
-            let permits = if prefetch == 0 {
-                Semaphore::MAX_PERMITS
-            } else {
-                usize::from(prefetch)
-            };
-            let semaphore = Arc::clone(
+            let channel = Arc::clone(
                 by_channel
                     .entry(key.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(permits))),
+                    .or_insert_with(|| Arc::new(ChannelPlan::new(prefetch, before_batched_ack))),
             );
             plan.runtimes.push(Arc::new(Runtime::new(
                 handler,
@@ -346,7 +373,7 @@ impl Plan {
                 store,
                 publisher,
             )));
-            plan.semaphores.push(semaphore);
+            plan.semaphores.push(channel);
             plan.channels.push((key, prefetch));
         }
         plan

@@ -335,8 +335,9 @@ impl Relays {
             // The relay finishes the pass it is in; then this drains the rest.
             let _ = relay.task.await;
             let drained = tokio::time::timeout(grace, async {
+                let mut refused = Refused::default();
                 loop {
-                    match relay_pass(bus, relay.source.as_ref(), batch_size).await {
+                    match relay_pass(bus, relay.source.as_ref(), batch_size, &mut refused).await {
                         Ok(Pass { claimed: 0, .. }) => return Ok(()),
                         Ok(Pass { failed: 0, .. }) => {}
                         Ok(Pass { failed, .. }) => {
@@ -367,11 +368,37 @@ pub(crate) struct Pass {
     pub(crate) failed: usize,
 }
 
-/// Claims one batch, publishes it, deletes what was published.
+/// How many passes in a row the broker refused each row (unroutable, nacked), by row.
+#[derive(Default)]
+pub(crate) struct Refused(HashMap<i64, u32>);
+
+/// How many relay passes a message the broker refuses is tried before it is dead-lettered
+/// (its queue may just not be declared yet).
+pub const REFUSED_ATTEMPTS: u32 = 5;
+
+/// The copy of a refused message that goes to the dead-letter exchange.
+fn dead_letter(mut outgoing: Outgoing, error: &BusError) -> Outgoing {
+    outgoing.route = Route::DeadLetter;
+    outgoing.mandatory = false;
+    outgoing.headers.insert(
+        crate::headers::LAST_ERROR.to_string(),
+        HeaderValue::from(error.to_string()),
+    );
+    outgoing.headers.insert(
+        crate::headers::DEAD_LETTER_REASON.to_string(),
+        HeaderValue::from(crate::delayed::UNROUTABLE_REASON),
+    );
+    outgoing
+}
+
+/// Claims one batch, publishes it, deletes what was published. A message the broker refuses
+/// [`REFUSED_ATTEMPTS`] passes in a row goes to the dead-letter exchange instead, so refused
+/// rows never hold back the rows behind them.
 pub(crate) async fn relay_pass(
     bus: &Bus,
     source: &dyn OutboxSource,
     limit: usize,
+    refused: &mut Refused,
 ) -> Result<Pass, BusError> {
     let claim = source.claim(limit).await?;
     let rows = claim.rows();
@@ -409,13 +436,49 @@ pub(crate) async fn relay_pass(
     }
     if !publishes.is_empty() {
         // Pipelined with confirms; what the broker confirmed is deleted, the rest retried.
-        let results = bus.publisher().publish_each(publishes).await;
-        for (result, seq) in results.into_iter().zip(publish_seqs) {
+        let results = bus.publisher().publish_each(publishes.clone()).await;
+        let mut letters = Vec::new();
+        let mut letter_seqs = Vec::new();
+        for ((result, seq), outgoing) in results.into_iter().zip(publish_seqs).zip(publishes) {
             match result {
-                Ok(()) => done.push(seq),
+                Ok(()) => {
+                    refused.0.remove(&seq);
+                    done.push(seq);
+                }
+                Err(error @ (BusError::Unroutable { .. } | BusError::Refused { .. })) => {
+                    if refused.0.len() > 10_000 {
+                        // Rows another relay settled meanwhile: start counting again.
+                        refused.0.clear();
+                    }
+                    let attempts = refused.0.entry(seq).or_default();
+                    *attempts += 1;
+                    if *attempts >= REFUSED_ATTEMPTS {
+                        tracing::error!(%error, seq, "the broker refused an outbox message {REFUSED_ATTEMPTS} times; dead-lettering it");
+                        letters.push(dead_letter(outgoing, &error));
+                        letter_seqs.push(seq);
+                    } else {
+                        failed += 1;
+                        tracing::warn!(%error, seq, "the broker refused an outbox message; it is retried");
+                    }
+                }
                 Err(error) => {
                     failed += 1;
                     tracing::warn!(%error, seq, "an outbox message could not be published; it is retried");
+                }
+            }
+        }
+        if !letters.is_empty() {
+            let results = bus.publisher().publish_each(letters).await;
+            for (result, seq) in results.into_iter().zip(letter_seqs) {
+                match result {
+                    Ok(()) => {
+                        refused.0.remove(&seq);
+                        done.push(seq);
+                    }
+                    Err(error) => {
+                        failed += 1;
+                        tracing::warn!(%error, seq, "dead-lettering a refused outbox message failed; it is retried");
+                    }
                 }
             }
         }
@@ -430,11 +493,13 @@ async fn relay(
     options: RelayOptions,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut refused = Refused::default();
     loop {
         if *stop.borrow() {
             return;
         }
-        let pause = match relay_pass(&bus, source.as_ref(), options.batch_size).await {
+        let pause = match relay_pass(&bus, source.as_ref(), options.batch_size, &mut refused).await
+        {
             // A full batch: more may be waiting.
             Ok(Pass { claimed, failed: 0 }) if claimed >= options.batch_size => continue,
             Ok(Pass { failed: 0, .. }) => None,

@@ -320,7 +320,6 @@ pub(crate) async fn insert_postgres(
                 .execute(&mut *connection)
                 .await?;
         }
-        signal.table_ready.store(true, Ordering::Relaxed);
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
@@ -347,7 +346,6 @@ pub(crate) async fn insert_sqlite(
         sqlx::raw_sql(SQLITE_MIGRATION)
             .execute(&mut *connection)
             .await?;
-        signal.table_ready.store(true, Ordering::Relaxed);
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -376,7 +374,10 @@ pub(crate) fn insert_error(error: sqlx::Error) -> BoxError {
 }
 
 impl Signal {
-    pub(crate) fn notify(&self) {
+    /// After a commit that wrote rows: the table exists for good, and the relay has work.
+    pub(crate) fn committed(&self) {
+        self.table_ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.committed.notify_one();
     }
 }

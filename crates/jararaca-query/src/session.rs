@@ -191,7 +191,7 @@ impl TxResource {
         }
         #[cfg(feature = "bus")]
         if commit && !outbox.is_empty() {
-            self.state.db.outbox_signal().notify();
+            self.state.db.outbox_signal().committed();
         }
         Ok(())
     }

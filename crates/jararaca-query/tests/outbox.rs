@@ -48,6 +48,7 @@ on_isolated_backends!(
     two_relays_never_both_publish_a_row,
     a_unit_without_statements_still_writes_its_messages,
     the_first_unit_creates_the_table,
+    a_refused_message_is_dead_lettered_and_holds_back_nothing,
 );
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -400,5 +401,65 @@ async fn the_first_unit_creates_the_table(db: Db) {
     }
     assert_eq!(published(&broker, 4).await.len(), 4);
     empty_outbox(&db).await;
+    bus.drain_outboxes(Duration::from_secs(5)).await;
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Orphan {
+    n: u32,
+}
+
+/// A task no queue is bound for: the broker refuses it.
+impl Message for Orphan {
+    const TOPIC: &'static str = "nobody.listens";
+    const KIND: MessageKind = MessageKind::Task;
+}
+
+async fn a_refused_message_is_dead_lettered_and_holds_back_nothing(db: Db) {
+    outbox::migrate(&db).await.unwrap();
+    let broker = broker();
+    let bus = Bus::new(broker.clone()).with_relay_options(jararaca_bus::outbox::RelayOptions {
+        batch_size: 2,
+        poll_interval: Duration::from_millis(5),
+        retry_delay: Duration::from_millis(5),
+    });
+    // Refused tasks first, filling whole batches, then messages that can be delivered.
+    let orphans = ServiceBuilder::new()
+        .layer(UnitOfWorkLayer::new())
+        .layer(BusLayer::new(bus.clone()))
+        .layer(TransactionLayer::new(db.clone()))
+        .service(service_fn(|req: http::Request<u32>| async move {
+            UnitBus::from_extensions(req.extensions())?.publish(&Orphan { n: *req.body() })?;
+            Ok::<(), BoxError>(())
+        }));
+    for n in 0..4 {
+        orphans
+            .clone()
+            .oneshot(http::Request::new(n))
+            .await
+            .unwrap();
+    }
+    let service = units(&db, &bus);
+    for n in 0..3 {
+        run(
+            &service,
+            Work {
+                n: 300 + n,
+                fail: false,
+                touch_db: false,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        published(&broker, 3).await.len(),
+        3,
+        "the refused rows held nothing back"
+    );
+    empty_outbox(&db).await;
+    let dead = broker.dead_letters();
+    assert_eq!(dead.len(), 4, "each refused task is dead-lettered once");
+    assert!(dead.iter().all(|d| d.reason == "unroutable"), "{dead:?}");
     bus.drain_outboxes(Duration::from_secs(5)).await;
 }

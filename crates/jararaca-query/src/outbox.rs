@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS jararaca_outbox (
 );
 ";
 
+/// The advisory lock under which the PostgreSQL table is created.
+#[cfg(feature = "postgres")]
+const CREATE_LOCK: &str = "SELECT pg_advisory_xact_lock(7147870811420165737)";
+
 /// The SQLite table (idempotent).
 pub const SQLITE_MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS jararaca_outbox (
@@ -72,14 +76,22 @@ CREATE INDEX IF NOT EXISTS jararaca_outbox_lease ON jararaca_outbox (lease_until
 ";
 
 /// Creates the outbox table on `db` if it does not exist.
+///
+/// Safe to run from several processes at once: on PostgreSQL it holds an advisory lock (the
+/// one the first writing unit takes) while it creates the table, since concurrent
+/// `CREATE TABLE IF NOT EXISTS` statements can fail there.
 pub async fn migrate(db: &Db) -> Result<(), QueryError> {
-    db.execute_script(match db.pool() {
+    match db.pool() {
         #[cfg(feature = "postgres")]
-        Pool::Postgres(_) => POSTGRES_MIGRATION,
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(CREATE_LOCK).execute(&mut *tx).await?;
+            sqlx::raw_sql(POSTGRES_MIGRATION).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
         #[cfg(feature = "sqlite")]
-        Pool::Sqlite(_) => SQLITE_MIGRATION,
-    })
-    .await?;
+        Pool::Sqlite(_) => db.execute_script(SQLITE_MIGRATION).await?,
+    }
     db.outbox_signal()
         .table_ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -313,9 +325,7 @@ pub(crate) async fn insert_postgres(
             .fetch_one(&mut *connection)
             .await?;
         if !exists {
-            sqlx::query("SELECT pg_advisory_xact_lock(7147870811420165737)")
-                .execute(&mut *connection)
-                .await?;
+            sqlx::query(CREATE_LOCK).execute(&mut *connection).await?;
             sqlx::raw_sql(POSTGRES_MIGRATION)
                 .execute(&mut *connection)
                 .await?;

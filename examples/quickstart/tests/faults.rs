@@ -14,6 +14,8 @@
 //!
 //! Each scenario has its own PostgreSQL database, its own RabbitMQ virtual host (so the
 //! `dlq` it checks is its own) and its own Redis database number, and removes them after.
+//! The processes' logs are kept (and their last lines printed) when a scenario fails, and
+//! always with `FAULTS_KEEP_LOGS=1`.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
@@ -618,7 +620,8 @@ where
     if outcome.is_err() {
         scenario.print_logs();
     }
-    scenario.cleanup(outcome.is_err()).await;
+    let keep_logs = outcome.is_err() || std::env::var_os("FAULTS_KEEP_LOGS").is_some();
+    scenario.cleanup(keep_logs).await;
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
@@ -685,6 +688,7 @@ async fn both_processes_recover_from_a_rabbitmq_restart() {
             "RabbitMQ came back"
         );
         let outage = down.elapsed();
+        let back = Instant::now();
         drop(restore);
 
         // Neither process is restarted: the worker consumes again, the server publishes again.
@@ -692,15 +696,22 @@ async fn both_processes_recover_from_a_rabbitmq_restart() {
             s.consumers_become(1, Duration::from_secs(60)).await,
             "the worker consumes again after RabbitMQ came back"
         );
+        let worker_back = back.elapsed();
         assert!(
             s.server_ready(Duration::from_secs(60)).await,
             "the server is ready again after RabbitMQ came back"
         );
+        let server_back = back.elapsed();
         tokio::time::sleep(Duration::from_secs(4)).await;
         s.settle(
             load,
             SETTLE_WITHIN,
-            &format!("broker_outage={:.1}s", outage.as_secs_f64()),
+            &format!(
+                "broker_outage={:.1}s worker_consuming_after={:.1}s server_ready_after={:.1}s",
+                outage.as_secs_f64(),
+                worker_back.as_secs_f64(),
+                server_back.as_secs_f64()
+            ),
         )
         .await;
         assert_alive(s.name, &mut [&mut server, &mut worker]);
@@ -757,12 +768,14 @@ async fn both_processes_recover_from_a_redis_restart() {
             "Redis came back"
         );
         let outage = down.elapsed();
+        let back = Instant::now();
         drop(restore);
 
         assert!(
             s.server_ready(Duration::from_secs(60)).await,
             "the server is ready again after Redis came back"
         );
+        let server_back = back.elapsed();
         // Delayed messages stored now are pumped by the worker: its Redis connection is back.
         let delayed = s.delayed_tasks(50).await.len();
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -770,8 +783,9 @@ async fn both_processes_recover_from_a_redis_restart() {
             load,
             SETTLE_WITHIN,
             &format!(
-                "redis_outage={:.1}s delayed_after_restart={delayed}",
-                outage.as_secs_f64()
+                "redis_outage={:.1}s server_ready_after={:.1}s delayed_after_restart={delayed}",
+                outage.as_secs_f64(),
+                server_back.as_secs_f64()
             ),
         )
         .await;

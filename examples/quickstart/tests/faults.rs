@@ -375,6 +375,24 @@ impl Scenario {
         server
     }
 
+    /// Starts the server and a worker at the same time, as a deployment does (both migrate
+    /// the new database at once), and waits until both are up.
+    async fn start_both(&self) -> (Process, Process) {
+        let server = self.spawn("server");
+        let worker = self.spawn("worker");
+        assert!(
+            self.server_ready(Duration::from_secs(30)).await,
+            "{}: the server did not become ready",
+            self.name
+        );
+        assert!(
+            self.consumers_become(1, Duration::from_secs(30)).await,
+            "{}: the worker did not start consuming",
+            self.name
+        );
+        (server, worker)
+    }
+
     /// Starts a worker and waits until it consumes.
     async fn start_worker(&self) -> Process {
         let worker = self.spawn("worker");
@@ -643,8 +661,7 @@ fn assert_alive(name: &str, processes: &mut [&mut Process]) {
 #[ignore = "kills processes and restarts shared services: run alone, with --ignored"]
 async fn a_worker_killed_mid_stream_loses_nothing() {
     scenario("worker_killed", 10, |s| async move {
-        let mut server = s.start_server().await;
-        let mut worker = s.start_worker().await;
+        let (mut server, mut worker) = s.start_both().await;
         let load = Load::start(s.port);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let kills = 2;
@@ -673,8 +690,7 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
 #[ignore = "kills processes and restarts shared services: run alone, with --ignored"]
 async fn both_processes_recover_from_a_rabbitmq_restart() {
     scenario("rabbitmq_restarted", 11, |s| async move {
-        let mut server = s.start_server().await;
-        let mut worker = s.start_worker().await;
+        let (mut server, mut worker) = s.start_both().await;
         let load = Load::start(s.port);
         tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -725,8 +741,7 @@ async fn both_processes_recover_from_a_rabbitmq_restart() {
 #[ignore = "kills processes and restarts shared services: run alone, with --ignored"]
 async fn both_processes_recover_from_a_redis_restart() {
     scenario("redis_restarted", 12, |s| async move {
-        let mut server = s.start_server().await;
-        let mut worker = s.start_worker().await;
+        let (mut server, mut worker) = s.start_both().await;
         let load = Load::start(s.port);
         tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -800,8 +815,7 @@ async fn both_processes_recover_from_a_redis_restart() {
 #[ignore = "kills processes and restarts shared services: run alone, with --ignored"]
 async fn a_server_killed_repeatedly_under_load_loses_nothing() {
     scenario("server_killed", 13, |s| async move {
-        let mut server = s.start_server().await;
-        let mut worker = s.start_worker().await;
+        let (mut server, mut worker) = s.start_both().await;
         let load = Load::start(s.port);
         let kills = 4;
         for _ in 0..kills {

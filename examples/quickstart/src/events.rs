@@ -1,9 +1,15 @@
 //! What happens after a task is created: the `task.created` event and its handler.
+//!
+//! The handler records each task it handled in the `handled_tasks` table, in its unit of
+//! work's transaction: the row is committed only if the handling succeeded, and before the
+//! message is acknowledged. Delivery is at least once, so a task can have more than one row.
 
 use std::sync::Mutex;
 
+use chrono::Utc;
 use jararaca::bus::{Delivery, MessageController};
-use jararaca::{BoxError, Message, inject};
+use jararaca::{BoxError, Envelope, Message, inject};
+use jararaca_query::{Session, Sql};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -50,7 +56,16 @@ impl CreatedTasks {
     }
 }
 
-async fn on_task_created(task: TaskCreated, _delivery: Delivery) -> Result<(), BoxError> {
+async fn on_task_created(task: TaskCreated, delivery: Delivery) -> Result<(), BoxError> {
+    let session = Session::from_extensions(delivery.extensions())?;
+    let mut insert = Sql::new();
+    insert
+        .push("INSERT INTO handled_tasks (task_id, handled_at) VALUES (")
+        .bind(task.id)
+        .push(", ")
+        .bind(Utc::now())
+        .push(")");
+    session.execute(&insert).await?;
     inject::<CreatedTasks>().await?.record(task.id);
     tracing::info!(task = %task.id, title = %task.title, "task created");
     Ok(())

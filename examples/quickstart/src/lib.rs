@@ -63,7 +63,9 @@ async fn database(config: Arc<AppConfig>) -> Result<Db, BoxError> {
     } else if let Some(pool) = db.as_sqlite() {
         SQLITE_MIGRATIONS.run(pool).await?;
     }
-    // The table the transaction writes published messages to (the outbox).
+    // The outbox table is in the migrations above: `outbox::migrate` alone is not safe when
+    // several processes start together on a new database. This finds it there and tells the
+    // transaction that it exists.
     jararaca_query::outbox::migrate(&db).await?;
     Ok(db)
 }

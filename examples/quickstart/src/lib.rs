@@ -63,9 +63,8 @@ async fn database(config: Arc<AppConfig>) -> Result<Db, BoxError> {
     } else if let Some(pool) = db.as_sqlite() {
         SQLITE_MIGRATIONS.run(pool).await?;
     }
-    // The outbox table is in the migrations above: `outbox::migrate` alone is not safe when
-    // several processes start together on a new database. This finds it there and tells the
-    // transaction that it exists.
+    // The outbox table is in the migrations above, with the rest of the schema; this finds it
+    // there (creating it, were it missing) and tells the transaction layer that it exists.
     jararaca_query::outbox::migrate(&db).await?;
     Ok(db)
 }

@@ -39,7 +39,8 @@ impl AuthLayer {
 
     /// `Authorization: Basic <base64(user:password)>`.
     pub fn basic(user: &str, password: &str) -> Result<Self, InvalidHeaderValue> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Self::header(AUTHORIZATION, &format!("Basic {encoded}"))
     }
 
@@ -231,7 +232,9 @@ where
             drop(response);
             let fresh = state.token(Some(&token)).await?;
             again.headers_mut().insert(AUTHORIZATION, fresh);
-            poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
+            poll_fn(|cx| inner.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
             inner.call(again).await.map_err(Into::into)
         })
     }

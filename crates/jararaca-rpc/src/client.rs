@@ -171,7 +171,10 @@ where
     }
 
     /// Sends `request` and decodes a successful response's body as JSON.
-    pub async fn json<T: DeserializeOwned>(&self, request: RestRequest<E>) -> Result<T, RpcError<E>> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        request: RestRequest<E>,
+    ) -> Result<T, RpcError<E>> {
         let response = self.send(request).await?;
         match response.json() {
             Ok(value) => Ok(value),

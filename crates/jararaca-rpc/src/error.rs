@@ -88,7 +88,10 @@ impl<E: fmt::Display> fmt::Display for RpcError<E> {
             Self::Network { url, source } => write!(f, "calling {url} failed: {source}"),
             Self::Timeout { url } => write!(f, "calling {url} timed out"),
             Self::Status(r) => write!(f, "{} {} answered {}", r.method, r.url, r.status),
-            Self::Decode { response: r, source } => write!(
+            Self::Decode {
+                response: r,
+                source,
+            } => write!(
                 f,
                 "the {} answer of {} {} does not decode: {source}",
                 r.status, r.method, r.url

@@ -79,7 +79,10 @@ impl FilePart {
 
 enum Payload {
     None,
-    Raw { bytes: Bytes, content_type: Option<HeaderValue> },
+    Raw {
+        bytes: Bytes,
+        content_type: Option<HeaderValue>,
+    },
 }
 
 /// One request to a REST route: a method, a path template with `{name}` parameters, query
@@ -496,7 +499,10 @@ mod tests {
             url(RestRequest::get("orders"), "http://h/api/"),
             "http://h/api/orders"
         );
-        assert_eq!(url(RestRequest::get("/orders"), "http://h"), "http://h/orders");
+        assert_eq!(
+            url(RestRequest::get("/orders"), "http://h"),
+            "http://h/orders"
+        );
     }
 
     #[test]

@@ -75,7 +75,13 @@ impl<B, E> RetryPredicate<Response<B>, E> for HttpRetryPredicate {
     }
 
     fn retry_after(&self, outcome: &Result<Response<B>, E>) -> Option<Duration> {
-        let value = outcome.as_ref().ok()?.headers().get(RETRY_AFTER)?.to_str().ok()?;
+        let value = outcome
+            .as_ref()
+            .ok()?
+            .headers()
+            .get(RETRY_AFTER)?
+            .to_str()
+            .ok()?;
         parse_retry_after(value, SystemTime::now())
     }
 }
@@ -146,7 +152,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(120))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -60,11 +60,15 @@ where
         let parent = if request.headers().contains_key(TRACEPARENT) {
             None
         } else {
-            request.extensions().get::<TraceContext>().copied().or_else(|| {
-                jararaca_di::use_unit_of_work()
-                    .ok()
-                    .and_then(|unit| unit.trace())
-            })
+            request
+                .extensions()
+                .get::<TraceContext>()
+                .copied()
+                .or_else(|| {
+                    jararaca_di::use_unit_of_work()
+                        .ok()
+                        .and_then(|unit| unit.trace())
+                })
         };
         let Some(parent) = parent else {
             return self.inner.call(request).instrument(tracing::Span::none());

@@ -36,6 +36,9 @@
 //!   through after-commit publishing, alternating, median of at least three runs; the ratio
 //!   is the outbox's requests per second over after-commit's. Each run also prints the
 //!   publish latency from commit to broker confirm (p50, p99).
+//! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
+//!   auth, retry, timeout and trace context, and through a raw hyper-util client, alternating,
+//!   median of at least three runs; requests per second and p99; the ratio is ours over raw.
 
 mod bus;
 mod callgrind;
@@ -45,6 +48,7 @@ mod load;
 mod outbox;
 mod pin;
 mod query;
+mod rpc;
 
 use std::process::ExitCode;
 
@@ -55,6 +59,7 @@ fn usage() -> ExitCode {
          \x20      jararaca-bench query [--runs N] [--iterations I]\n\
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
          \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
+         \x20      jararaca-bench rpc [--runs N] [--seconds S] [--concurrency C]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Some("query") => workload(query::Options::parse(options), query::run),
         Some("bus") => workload(bus::Options::parse(options), bus::run),
         Some("outbox") => workload(outbox::Options::parse(options), outbox::run),
+        Some("rpc") => workload(rpc::Options::parse(options), rpc::run),
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => {
                 http::serve(target, port, args.get(3).map(String::as_str))

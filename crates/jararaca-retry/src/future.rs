@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;
 
-use crate::{RetryPolicy, RetryPredicate};
+use crate::{Replay, RetryPolicy, RetryPredicate};
 
 pin_project! {
     #[project = StateProj]
@@ -25,30 +25,34 @@ pin_project! {
 
 pin_project! {
     /// Response future of [`Retry`](crate::Retry): runs attempts until one is final.
-    pub struct ResponseFuture<S, R, P>
+    pub struct ResponseFuture<S, R, P, C = crate::CloneReplay>
     where
         S: Service<R>,
     {
         #[pin]
         state: State<S::Future>,
         service: S,
-        request: R,
+        // The copy for the next attempt; `None` when the request cannot be sent again.
+        request: Option<R>,
         predicate: P,
+        replay: C,
         policy: RetryPolicy,
         retries: u32,
     }
 }
 
-impl<S, R, P> ResponseFuture<S, R, P>
+impl<S, R, P, C> ResponseFuture<S, R, P, C>
 where
     S: Service<R>,
 {
-    /// `service` has just been called with a clone of `request`, giving `future`.
+    /// `service` has just been called with the request, giving `future`; `request` is the
+    /// copy kept for a retry.
     pub(crate) fn new(
         future: S::Future,
         service: S,
-        request: R,
+        request: Option<R>,
         predicate: P,
+        replay: C,
         policy: RetryPolicy,
     ) -> Self {
         Self {
@@ -56,17 +60,18 @@ where
             service,
             request,
             predicate,
+            replay,
             policy,
             retries: 0,
         }
     }
 }
 
-impl<S, R, P> Future for ResponseFuture<S, R, P>
+impl<S, R, P, C> Future for ResponseFuture<S, R, P, C>
 where
     S: Service<R>,
-    R: Clone,
     P: RetryPredicate<S::Response, S::Error>,
+    C: Replay<R>,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -76,7 +81,7 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
-                    if !this.predicate.should_retry(&outcome) {
+                    if this.request.is_none() || !this.predicate.should_retry(&outcome) {
                         return Poll::Ready(outcome);
                     }
                     if *this.retries >= this.policy.max_retries {
@@ -86,7 +91,18 @@ where
                         );
                         return Poll::Ready(outcome);
                     }
-                    let delay = this.policy.delay_for(*this.retries);
+                    let delay = match this.predicate.retry_after(&outcome) {
+                        Some(asked) if asked > this.policy.max_delay => {
+                            tracing::warn!(
+                                ?asked,
+                                max_delay = ?this.policy.max_delay,
+                                "asked to wait longer than the longest delay, giving up"
+                            );
+                            return Poll::Ready(outcome);
+                        }
+                        Some(asked) => asked,
+                        None => this.policy.delay_for(*this.retries),
+                    };
                     *this.retries += 1;
                     tracing::debug!(
                         attempt = *this.retries,
@@ -106,7 +122,13 @@ where
                     // A service that cannot become ready is broken, not failing one request:
                     // its error ends the retries instead of going through the predicate.
                     ready!(this.service.poll_ready(cx))?;
-                    let future = this.service.call(this.request.clone());
+                    // Copy again for the attempt after this one; a replay that refuses the
+                    // second time makes this attempt the last.
+                    let kept = this.request.as_ref().and_then(|r| this.replay.replay(r));
+                    let Some(request) = std::mem::replace(this.request, kept) else {
+                        unreachable!("a retry is only scheduled while a copy is kept")
+                    };
+                    let future = this.service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }
@@ -114,7 +136,7 @@ where
     }
 }
 
-impl<S, R, P> fmt::Debug for ResponseFuture<S, R, P>
+impl<S, R, P, C> fmt::Debug for ResponseFuture<S, R, P, C>
 where
     S: Service<R>,
 {

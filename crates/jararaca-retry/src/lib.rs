@@ -5,9 +5,10 @@
 //! - [`RetryPolicy::retry`] / [`RetryPolicy::retry_if`] retry a plain async operation (connecting
 //!   to a broker, declaring a queue), driven by [`tokio_retry`] with the policy's delays;
 //! - [`RetryLayer`] retries calls through any tower [`Service`](tower_service::Service) whose
-//!   request is `Clone`, whatever the transport: an HTTP client, a bus handler, a job. A
-//!   [`RetryPredicate`] decides which outcomes are retried ([`DefaultRetryPredicate`]: every
-//!   `Err`).
+//!   request is `Clone` (or can be copied by a [`Replay`]), whatever the transport: an HTTP
+//!   client, a bus handler, a job. A [`RetryPredicate`] decides which outcomes are retried
+//!   ([`DefaultRetryPredicate`]: every `Err`) and may replace the backoff delay with the one an
+//!   outcome asks for.
 //!
 //! The policy's defaults are the reference `RetryPolicy()`: 5 retries, 1 s doubling up to 60 s,
 //! with jitter. Each retry emits a `debug` event (attempt, delay) and giving up a `warn` event.
@@ -47,11 +48,13 @@
 mod future;
 mod policy;
 mod predicate;
+mod replay;
 mod service;
 
 pub use future::ResponseFuture;
 pub use policy::{Delays, RetryPolicy};
 pub use predicate::{DefaultRetryPredicate, RetryPredicate};
+pub use replay::{CloneReplay, Replay};
 pub use service::{Retry, RetryLayer};
 
 // The README's examples are compiled and run with the doctests.

@@ -7,6 +7,16 @@
 pub trait RetryPredicate<Res, E> {
     /// Returns `true` when `outcome` should be retried (budget permitting).
     fn should_retry(&self, outcome: &Result<Res, E>) -> bool;
+
+    /// How long the outcome asks to wait before the retry (an HTTP `Retry-After`), instead of
+    /// the policy's backoff delay. `None` (the default) keeps the policy's delay.
+    ///
+    /// A hint longer than the policy's `max_delay` ends the retries: the outcome is returned
+    /// rather than retried sooner than asked.
+    fn retry_after(&self, outcome: &Result<Res, E>) -> Option<std::time::Duration> {
+        let _ = outcome;
+        None
+    }
 }
 
 impl<Res, E, F> RetryPredicate<Res, E> for F

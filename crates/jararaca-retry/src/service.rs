@@ -5,13 +5,16 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{DefaultRetryPredicate, ResponseFuture, RetryPolicy, RetryPredicate};
+use crate::{
+    CloneReplay, DefaultRetryPredicate, Replay, ResponseFuture, RetryPolicy, RetryPredicate,
+};
 
 /// Applies [`Retry`] to a service: replay failed requests with the backoff of a [`RetryPolicy`].
 #[derive(Debug, Clone)]
-pub struct RetryLayer<P = DefaultRetryPredicate> {
+pub struct RetryLayer<P = DefaultRetryPredicate, C = CloneReplay> {
     policy: RetryPolicy,
     predicate: P,
+    replay: C,
 }
 
 impl RetryLayer {
@@ -20,41 +23,62 @@ impl RetryLayer {
         Self {
             policy,
             predicate: DefaultRetryPredicate,
+            replay: CloneReplay,
         }
     }
 }
 
-impl<P> RetryLayer<P> {
+impl<P, C> RetryLayer<P, C> {
     /// Retries the outcomes `predicate` picks instead.
-    pub fn predicate<Q>(self, predicate: Q) -> RetryLayer<Q> {
+    pub fn predicate<Q>(self, predicate: Q) -> RetryLayer<Q, C> {
         RetryLayer {
             policy: self.policy,
             predicate,
+            replay: self.replay,
         }
+    }
+
+    /// Copies requests for the next attempt with `replay` instead of `Clone`; a request it
+    /// refuses to copy is sent once and never retried.
+    pub fn replay<D>(self, replay: D) -> RetryLayer<P, D> {
+        RetryLayer {
+            policy: self.policy,
+            predicate: self.predicate,
+            replay,
+        }
+    }
+
+    /// The policy in use.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 }
 
-impl<S, P: Clone> Layer<S> for RetryLayer<P> {
-    type Service = Retry<S, P>;
+impl<S, P: Clone, C: Clone> Layer<S> for RetryLayer<P, C> {
+    type Service = Retry<S, P, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry {
             inner,
             policy: self.policy,
             predicate: self.predicate.clone(),
+            replay: self.replay.clone(),
         }
     }
 }
 
-/// Middleware that replays a clone of the request while the outcome is worth retrying.
+/// Middleware that replays a copy of the request while the outcome is worth retrying.
 ///
-/// Between attempts it sleeps for the policy's next delay, then waits for the inner service to
-/// be ready again. It gives up after `max_retries` retries and returns the last outcome.
+/// Between attempts it sleeps for the policy's next delay (or the delay the predicate reads
+/// from the outcome), then waits for the inner service to be ready again. It gives up after
+/// `max_retries` retries and returns the last outcome. A request the [`Replay`] cannot copy
+/// is sent once.
 #[derive(Debug, Clone)]
-pub struct Retry<S, P = DefaultRetryPredicate> {
+pub struct Retry<S, P = DefaultRetryPredicate, C = CloneReplay> {
     inner: S,
     policy: RetryPolicy,
     predicate: P,
+    replay: C,
 }
 
 impl<S> Retry<S> {
@@ -64,17 +88,29 @@ impl<S> Retry<S> {
             inner,
             policy,
             predicate: DefaultRetryPredicate,
+            replay: CloneReplay,
         }
     }
 }
 
-impl<S, P> Retry<S, P> {
+impl<S, P, C> Retry<S, P, C> {
     /// Retries the outcomes `predicate` picks instead.
-    pub fn predicate<Q>(self, predicate: Q) -> Retry<S, Q> {
+    pub fn predicate<Q>(self, predicate: Q) -> Retry<S, Q, C> {
         Retry {
             inner: self.inner,
             policy: self.policy,
             predicate,
+            replay: self.replay,
+        }
+    }
+
+    /// Copies requests for the next attempt with `replay` instead of `Clone`.
+    pub fn replay<D>(self, replay: D) -> Retry<S, P, D> {
+        Retry {
+            inner: self.inner,
+            policy: self.policy,
+            predicate: self.predicate,
+            replay,
         }
     }
 
@@ -99,15 +135,15 @@ impl<S, P> Retry<S, P> {
     }
 }
 
-impl<S, R, P> Service<R> for Retry<S, P>
+impl<S, R, P, C> Service<R> for Retry<S, P, C>
 where
     S: Service<R> + Clone,
-    R: Clone,
     P: RetryPredicate<S::Response, S::Error> + Clone,
+    C: Replay<R> + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S, R, P>;
+    type Future = ResponseFuture<S, R, P, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -117,8 +153,17 @@ where
         // The future keeps the service that `poll_ready` readied; we keep a fresh clone.
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        let future = ready.call(request.clone());
-        ResponseFuture::new(future, ready, request, self.predicate.clone(), self.policy)
+        // The copy is kept for the next attempt; the original goes out first.
+        let kept = self.replay.replay(&request);
+        let future = ready.call(request);
+        ResponseFuture::new(
+            future,
+            ready,
+            kept,
+            self.predicate.clone(),
+            self.replay.clone(),
+            self.policy,
+        )
     }
 }
 
@@ -256,6 +301,75 @@ mod tests {
         });
         let result = Retry::new(svc, no_jitter()).oneshot(()).await;
         assert_eq!(result, Ok("fine"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_replay_refuses_is_sent_once() {
+        let log = Arc::default();
+        // Requests starting with "once" cannot be replayed.
+        let replay = |r: &String| (!r.starts_with("once")).then(|| r.clone());
+        let layer = RetryLayer::new(no_jitter().max_retries(2)).replay(replay);
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service(flaky(0, Arc::clone(&log)));
+        assert_eq!(svc.clone().oneshot("once".to_owned()).await, Err(1));
+        assert_eq!(svc.oneshot("twice".to_owned()).await, Err(4));
+        let log = log.lock().unwrap();
+        let sent: Vec<&str> = log.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(sent, ["once", "twice", "twice", "twice"]);
+    }
+
+    /// Retries `Ok(503)`; the response is `(status, retry_after_secs)` and a non-zero second
+    /// field is the wait the outcome asks for.
+    #[derive(Clone)]
+    struct HintPredicate;
+
+    impl RetryPredicate<(u16, u64), ()> for HintPredicate {
+        fn should_retry(&self, outcome: &Result<(u16, u64), ()>) -> bool {
+            matches!(outcome, Ok((503, _)))
+        }
+        fn retry_after(&self, outcome: &Result<(u16, u64), ()>) -> Option<Duration> {
+            match outcome {
+                Ok((_, secs)) if *secs > 0 => Some(Duration::from_secs(*secs)),
+                _ => None,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hint_replaces_the_delay_and_one_past_the_cap_ends_the_retries() {
+        let answers = Arc::new(Mutex::new(vec![(503_u16, 7_u64), (503, 0), (200, 0)]));
+        let source = Arc::clone(&answers);
+        let svc = service_fn(move |_: ()| {
+            let next = source.lock().unwrap().remove(0);
+            ready(Ok::<_, ()>(next))
+        });
+        let start = Instant::now();
+        let policy = no_jitter().max_delay(Duration::from_secs(10));
+        let result = Retry::new(svc, policy)
+            .predicate(HintPredicate)
+            .oneshot(())
+            .await;
+        assert_eq!(result, Ok((200, 0)));
+        // 7 s as asked, then the policy's second delay (2 s).
+        assert_eq!(start.elapsed(), Duration::from_secs(9));
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let svc = service_fn(move |_: ()| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            ready(Ok::<_, ()>((503_u16, 60_u64)))
+        });
+        let result = Retry::new(svc, policy)
+            .predicate(HintPredicate)
+            .oneshot(())
+            .await;
+        assert_eq!(
+            result,
+            Ok((503, 60)),
+            "asked for 60 s, cap is 10 s: give up"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 

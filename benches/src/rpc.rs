@@ -1,0 +1,192 @@
+//! The `rpc` workload: GET requests returning a JSON list of 10 from a local axum server,
+//! through a jararaca-rpc `RestClient` with the full client stack (bearer auth, retry,
+//! timeout, trace context inside a traced unit of work) and through a raw hyper-util pooled
+//! client sending the same header and decoding the same JSON, alternating in one run, median
+//! of at least three runs. Each run drives `--concurrency` closed-loop tasks for `--seconds`
+//! and reports requests per second and p99 latency; the ratio is ours over raw.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use jararaca_di::{TraceContext, UnitKind, UnitOfWork};
+use jararaca_retry::RetryPolicy;
+use jararaca_rpc::{
+    AuthLayer, HyperTransport, RestClient, RestRequest, TimeoutLayer, TraceContextLayer,
+};
+use serde::{Deserialize, Serialize};
+use tower::ServiceBuilder;
+
+use crate::harness::{self, BoxError, median};
+
+/// Options of the `rpc` workload.
+#[derive(Debug)]
+pub(crate) struct Options {
+    runs: usize,
+    seconds: u64,
+    concurrency: usize,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = Self {
+            runs: 3,
+            seconds: 3,
+            concurrency: 16,
+        };
+        for (flag, number) in harness::numeric_flags(args)? {
+            match flag {
+                "--runs" => options.runs = (number as usize).max(3),
+                "--seconds" => options.seconds = number.max(1),
+                "--concurrency" => options.concurrency = (number as usize).max(1),
+                other => return Err(format!("unknown option `{other}`")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+pub(crate) fn run(options: &Options) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    harness::report("rpc", runtime, bench(options))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Item {
+    id: u32,
+    name: String,
+}
+
+fn items() -> Vec<Item> {
+    (0..10)
+        .map(|id| Item {
+            id,
+            name: format!("item {id}"),
+        })
+        .collect()
+}
+
+/// One run's throughput and p99 latency.
+struct Sample {
+    per_second: f64,
+    p99: Duration,
+}
+
+/// Runs `call` from `concurrency` closed-loop tasks for `seconds`.
+async fn load<F, Fut>(options: &Options, call: F) -> Result<Sample, BoxError>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send,
+{
+    let call = Arc::new(call);
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..options.concurrency {
+        let call = Arc::clone(&call);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let at = Instant::now();
+                call().await?;
+                latencies.push(at.elapsed());
+            }
+            Ok::<_, BoxError>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    Ok(Sample {
+        per_second: latencies.len() as f64 / elapsed,
+        p99,
+    })
+}
+
+async fn bench(options: &Options) -> Result<f64, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new().route("/api/items", get(|| async { Json(items()) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let stack = ServiceBuilder::new()
+        .layer(TraceContextLayer::new())
+        .layer(AuthLayer::bearer("bench-token")?)
+        .layer(jararaca_rpc::retry(RetryPolicy::default().max_retries(2)))
+        .layer(TimeoutLayer::new(Duration::from_secs(5)))
+        .service(HyperTransport::new());
+    let ours = RestClient::new(stack, &format!("http://{addr}/api"))?;
+    let unit = UnitOfWork::traced(UnitKind::Http, Some(TraceContext::continue_from(None)));
+
+    let raw: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let raw_uri: http::Uri = format!("http://{addr}/api/items").parse()?;
+
+    let mut ratios = Vec::new();
+    let (mut ours_rps, mut raw_rps) = (Vec::new(), Vec::new());
+    for run in 0..options.runs {
+        let client = ours.clone();
+        let unit = unit.clone();
+        let ours_sample = load(options, move || {
+            let client = client.clone();
+            let unit = unit.clone();
+            async move {
+                let items: Vec<Item> = unit.scope(client.json(RestRequest::get("/items"))).await?;
+                assert_eq!(items.len(), 10);
+                Ok(())
+            }
+        })
+        .await?;
+        let (client, uri) = (raw.clone(), raw_uri.clone());
+        let raw_sample = load(options, move || {
+            let (client, uri) = (client.clone(), uri.clone());
+            async move {
+                let request = http::Request::get(uri)
+                    .header(http::header::AUTHORIZATION, "Bearer bench-token")
+                    .body(Empty::new())?;
+                let response = client.request(request).await?;
+                if !response.status().is_success() {
+                    return Err(format!("status {}", response.status()).into());
+                }
+                let body = response.into_body().collect().await?.to_bytes();
+                let items: Vec<Item> = serde_json::from_slice(&body)?;
+                assert_eq!(items.len(), 10);
+                Ok(())
+            }
+        })
+        .await?;
+        let ratio = ours_sample.per_second / raw_sample.per_second;
+        println!(
+            "run {}: ours {:.0} req/s p99 {:.2} ms, raw {:.0} req/s p99 {:.2} ms, ratio {ratio:.3}",
+            run + 1,
+            ours_sample.per_second,
+            ours_sample.p99.as_secs_f64() * 1e3,
+            raw_sample.per_second,
+            raw_sample.p99.as_secs_f64() * 1e3,
+        );
+        ratios.push(ratio);
+        ours_rps.push(ours_sample.per_second);
+        raw_rps.push(raw_sample.per_second);
+    }
+    println!(
+        "median: ours {:.0} req/s, raw {:.0} req/s",
+        median(&mut ours_rps),
+        median(&mut raw_rps)
+    );
+    Ok(median(&mut ratios))
+}

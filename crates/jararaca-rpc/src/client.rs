@@ -1,0 +1,212 @@
+//! [`RestClient`]: sends [`RestRequest`]s through a tower client stack and decodes the answers.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use crate::request::{Mapper, join};
+use crate::{Body, BoxError, RestRequest, RpcError, RpcResponse};
+
+/// The base URL was not an absolute `http` or `https` URL without a query.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid base URL `{url}`: {reason}")]
+pub struct InvalidBaseUrl {
+    url: String,
+    reason: &'static str,
+}
+
+/// A REST client: a base URL, the client's error mappers, and the service that sends requests
+/// (a transport, usually wrapped in layers).
+///
+/// The base URL's path is kept: with `http://h/api`, the route `/orders` is
+/// `http://h/api/orders`. Cloning is cheap and shares the service's connection pool.
+pub struct RestClient<S, E = Infallible> {
+    service: S,
+    base: Arc<str>,
+    mappers: Arc<Vec<(StatusCode, Mapper<E>)>>,
+}
+
+impl<S: Clone, E> Clone for RestClient<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            base: Arc::clone(&self.base),
+            mappers: Arc::clone(&self.mappers),
+        }
+    }
+}
+
+impl<S: fmt::Debug, E> fmt::Debug for RestClient<S, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestClient")
+            .field("base", &self.base)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> RestClient<S> {
+    /// A client sending through `service` to routes under `base_url`, with no error type of
+    /// its own yet ([`errors`](Self::errors) sets one).
+    pub fn new(service: S, base_url: &str) -> Result<Self, InvalidBaseUrl> {
+        let invalid = |reason| InvalidBaseUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let uri: http::Uri = base_url.parse().map_err(|_| invalid("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(invalid("the scheme must be http or https")),
+        }
+        if uri.authority().is_none() {
+            return Err(invalid("it has no host"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("it has a query"));
+        }
+        Ok(Self {
+            service,
+            base: base_url.trim_end_matches('/').into(),
+            mappers: Arc::new(Vec::new()),
+        })
+    }
+
+    /// The same client with `E` as the error type its mappers build.
+    pub fn errors<E>(self) -> RestClient<S, E> {
+        // A mapper into `Infallible` cannot return, so there is nothing to carry over.
+        RestClient {
+            service: self.service,
+            base: self.base,
+            mappers: Arc::new(Vec::new()),
+        }
+    }
+}
+
+impl<S, E> RestClient<S, E> {
+    /// The same client with routes under `path` below its base URL (the `"/base"` of
+    /// `#[rest_client("/base")]`).
+    #[must_use]
+    pub fn nest(mut self, path: &str) -> Self {
+        self.base = join(&self.base, path).trim_end_matches('/').into();
+        self
+    }
+
+    /// A response with `status` becomes `RpcError::Mapped(map(&response))` on every route
+    /// whose own mappers do not claim it.
+    #[must_use]
+    pub fn on_status(
+        mut self,
+        status: StatusCode,
+        map: impl Fn(&RpcResponse) -> E + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.mappers).push((status, Arc::new(map)));
+        self
+    }
+
+    /// The base URL routes are joined to.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The service requests go through.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+}
+
+impl<S, B, E> RestClient<S, E>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone,
+    S::Error: Into<BoxError>,
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    /// Sends `request` and returns the whole response when its status is a success for the
+    /// route; otherwise the route's mappers, then the client's, then [`RpcError::Status`].
+    pub async fn send(&self, request: RestRequest<E>) -> Result<RpcResponse, RpcError<E>> {
+        let (request, outcome) = request.build(&self.base)?;
+        let method = request.method().clone();
+        let url = request.uri().clone();
+        let started = tokio::time::Instant::now();
+        let mut service = self.service.clone();
+        let ready = poll_fn(|cx| service.poll_ready(cx)).await;
+        let response = match ready {
+            Ok(()) => service.call(request).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?
+            .to_bytes();
+        let response = RpcResponse {
+            method,
+            url,
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            elapsed: started.elapsed(),
+        };
+        if outcome.success.accepts(response.status) {
+            return Ok(response);
+        }
+        let mapper = outcome
+            .mappers
+            .iter()
+            .chain(self.mappers.iter())
+            .find(|(status, _)| *status == response.status);
+        match mapper {
+            Some((_, map)) => Err(RpcError::Mapped(map(&response))),
+            None => Err(RpcError::Status(Box::new(response))),
+        }
+    }
+
+    /// Sends `request` and decodes a successful response's body as JSON.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        request: RestRequest<E>,
+    ) -> Result<T, RpcError<E>> {
+        let response = self.send(request).await?;
+        match response.json() {
+            Ok(value) => Ok(value),
+            Err(source) => Err(RpcError::Decode {
+                response: Box::new(response),
+                source,
+            }),
+        }
+    }
+
+    /// Sends `request` and returns a successful response's body.
+    pub async fn bytes(&self, request: RestRequest<E>) -> Result<Bytes, RpcError<E>> {
+        Ok(self.send(request).await?.into_body())
+    }
+
+    /// Sends `request` and ignores a successful response's body.
+    pub async fn execute(&self, request: RestRequest<E>) -> Result<(), RpcError<E>> {
+        self.send(request).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_nest_keeps_paths() {
+        let client = RestClient::new((), "http://h/api/").unwrap();
+        assert_eq!(client.base_url(), "http://h/api");
+        assert_eq!(client.nest("/v1/").base_url(), "http://h/api/v1");
+        for bad in ["/api", "ftp://h/x", "http://h/api?x=1", "not a url"] {
+            assert!(RestClient::new((), bad).is_err(), "{bad}");
+        }
+    }
+}

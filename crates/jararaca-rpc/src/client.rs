@@ -136,12 +136,15 @@ where
         let url = request.uri().clone();
         let started = tokio::time::Instant::now();
         let mut service = self.service.clone();
-        let ready = poll_fn(|cx| service.poll_ready(cx)).await;
-        let response = match ready {
-            Ok(()) => service.call(request).await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
+        // The readiness error is converted before the next `.await`, so the future is `Send`
+        // whatever the stack's error type.
+        poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
+        let response = service
+            .call(request)
+            .await
+            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()

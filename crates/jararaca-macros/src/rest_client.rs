@@ -1,7 +1,7 @@
 //! `#[rest_client]`: a trait of REST routes, implemented over `jararaca_rpc::RestClient`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{
@@ -149,7 +149,7 @@ fn route(
         if let Some(name) = VERBS.iter().find(|v| attr.path().is_ident(v)) {
             if verb.is_some() {
                 return Err(syn::Error::new(
-                    attr.span(),
+                    attr.path().span(),
                     "a method can have only one route attribute",
                 ));
             }
@@ -159,7 +159,7 @@ fn route(
                     format!("expected the route's path: `#[{name}(\"/items/{{id}}\")]`"),
                 )
             })?;
-            verb = Some((format_ident!("{name}", span = attr.span()), template));
+            verb = Some((format_ident!("{name}", span = attr.path().span()), template));
         } else if attr.path().is_ident("timeout") {
             timeout = Some(attr.parse_args().map_err(|e| {
                 syn::Error::new(e.span(), "expected milliseconds: `#[timeout(500)]`")
@@ -241,24 +241,24 @@ fn route(
                     match body_seen {
                         Some((_, "body")) if this == "body" => {
                             return Err(syn::Error::new(
-                                attr.span(),
+                                attr.path().span(),
                                 "a request has one body: there is already a `#[body]`",
                             ));
                         }
                         Some((_, seen)) if seen != this => {
                             return Err(syn::Error::new(
-                                attr.span(),
+                                attr.path().span(),
                                 "a request has one body: `#[body]` (JSON) cannot be combined \
                                  with `#[form]` or `#[file]` fields",
                             ));
                         }
-                        _ => body_seen = Some((attr.span(), this)),
+                        _ => body_seen = Some((attr.path().span(), this)),
                     }
                     match kind.as_str() {
                         "body" => {
                             if explicit.is_some() {
                                 return Err(syn::Error::new(
-                                    attr.span(),
+                                    attr.path().span(),
                                     "`#[body]` takes no name: the argument is the whole JSON body",
                                 ));
                             }
@@ -270,14 +270,17 @@ fn route(
                 }
                 _ => {
                     return Err(syn::Error::new(
-                        attr.span(),
-                        format!("unknown parameter attribute: expected {PARAMS}"),
+                        attr.path().span(),
+                        format!(
+                            "unknown parameter attribute `#[{}]`: expected {PARAMS}",
+                            attr.path().to_token_stream().to_string().replace(' ', "")
+                        ),
                     ));
                 }
             };
             if param.replace(found).is_some() {
                 return Err(syn::Error::new(
-                    attr.span(),
+                    attr.path().span(),
                     "an argument goes in one place: give it one attribute",
                 ));
             }
@@ -522,7 +525,10 @@ mod tests {
                 async fn add(&self, #[json] item: Item) -> Result<(), RpcError>;
             }
         });
-        assert!(message.contains("unknown parameter attribute"), "{message}");
+        assert!(
+            message.contains("unknown parameter attribute `#[json]`"),
+            "{message}"
+        );
         let message = error(quote! {
             trait T {
                 #[post("/items")]

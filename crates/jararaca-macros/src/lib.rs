@@ -7,9 +7,12 @@
 //! * `#[controller("/prefix")]` on an `impl` block turns its `#[get]`/`#[post]`/`#[put]`/
 //!   `#[patch]`/`#[delete]` methods into a `jararaca::http::Controller`.
 //! * `#[derive(Message)]` gives a type its bus topic and kind (`jararaca_bus::Message`).
+//! * `#[rest_client("/base")]` on a trait of `async fn` routes implements it over a
+//!   `jararaca_rpc::RestClient`.
 
 mod controller;
 mod message;
+mod rest_client;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -95,6 +98,95 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn controller(args: TokenStream, item: TokenStream) -> TokenStream {
     match controller::expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Implements a trait of REST routes over `jararaca_rpc::RestClient`, as a struct
+/// `<Trait>Client<S>` (or `client = Name`) that wraps a `RestClient<S, E>` and implements the
+/// trait with the public `RestRequest` builder.
+///
+/// Each method is an `async fn` taking `&self`, with one route attribute — `#[get("/path")]`,
+/// `#[post]`, `#[put]`, `#[patch]`, `#[delete]` — and optionally `#[timeout(ms)]`. Each argument
+/// says where it goes:
+///
+/// * `#[path]` / `#[path("id")]` — the `{id}` of the path, percent-encoded as one segment;
+/// * `#[query]` / `#[query("q")]` — a query parameter; an `Option` is left out when `None`;
+/// * `#[header]` / `#[header("X-Name")]` — a header (by default the argument's name with
+///   `_` as `-`);
+/// * `#[body]` — the JSON body;
+/// * `#[form]` / `#[form("name")]` — a form field (`multipart/form-data` when there are files);
+/// * `#[file]` / `#[file("name")]` — a `FilePart` of a multipart body.
+///
+/// The return type is `Result<T, RpcError<E>>`, the same `E` on every route (the client's
+/// error type), and `T` picks what the response becomes: `()` ignores the body, `Bytes` is the
+/// body, `RpcResponse` the whole response, anything else is decoded from JSON. In the trait,
+/// `async fn` becomes `fn … -> impl Future<Output = …> + Send`, so code generic over the trait
+/// can spawn its calls and tests can implement it with a fake.
+///
+/// ```text
+/// #[rest_client("/orders")]
+/// pub trait Orders {
+///     #[get("/{id}")]
+///     #[timeout(500)]
+///     async fn get(&self, #[path] id: u32) -> Result<Order, RpcError<OrdersError>>;
+///
+///     #[post("/")]
+///     async fn create(&self, #[header("Idempotency-Key")] key: &str, #[body] order: &NewOrder)
+///         -> Result<Order, RpcError<OrdersError>>;
+/// }
+///
+/// let orders = OrdersClient::new(rest_client); // a RestClient<S, OrdersError>
+/// let order = orders.get(7).await?;
+/// ```
+///
+/// expands to what can be written by hand:
+///
+/// ```text
+/// pub trait Orders {
+///     fn get(&self, id: u32) -> impl Future<Output = Result<Order, RpcError<OrdersError>>> + Send;
+///     fn create(&self, key: &str, order: &NewOrder)
+///         -> impl Future<Output = Result<Order, RpcError<OrdersError>>> + Send;
+/// }
+///
+/// #[derive(Clone, Debug)]
+/// pub struct OrdersClient<S> {
+///     client: RestClient<S, OrdersError>,
+/// }
+///
+/// impl<S> OrdersClient<S> {
+///     pub fn new(client: RestClient<S, OrdersError>) -> Self {
+///         Self { client: client.nest("/orders") }
+///     }
+/// }
+///
+/// impl<S, B> Orders for OrdersClient<S>
+/// where
+///     S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + Sync,
+///     S::Future: Send,
+///     S::Error: Into<BoxError>,
+///     B: http_body::Body + Send,
+///     B::Data: Send,
+///     B::Error: Into<BoxError>,
+/// {
+///     fn get(&self, id: u32) -> impl Future<Output = Result<Order, RpcError<OrdersError>>> + Send {
+///         let request = RestRequest::get("/{id}")
+///             .path("id", id)
+///             .timeout(Duration::from_millis(500));
+///         let client = &self.client;
+///         async move { client.json::<Order>(request).await }
+///     }
+///     // `create` likewise, with `.header("Idempotency-Key", key).json(&order)`.
+/// }
+/// ```
+///
+/// Mistakes are compile errors on the offending span: a `#[path]` argument whose `{name}` is
+/// not in the path (or the reverse), an unknown or missing argument attribute, two bodies, a
+/// return type that is not `Result<_, RpcError<_>>`.
+#[proc_macro_attribute]
+pub fn rest_client(args: TokenStream, item: TokenStream) -> TokenStream {
+    match rest_client::expand(args.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

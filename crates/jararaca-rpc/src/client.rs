@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use http::uri::{Authority, Scheme};
+
 use crate::request::{Mapper, join};
 use crate::{Body, BoxError, RestRequest, RpcError, RpcResponse};
 
@@ -22,6 +24,54 @@ pub struct InvalidBaseUrl {
     reason: &'static str,
 }
 
+/// A base URL, parsed once: each request's URI is put together from these parts instead of a
+/// joined string being parsed again.
+#[derive(Debug)]
+pub(crate) struct BaseUrl {
+    /// The whole base URL, without a trailing `/`.
+    pub(crate) url: Box<str>,
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Authority,
+    /// Its path without a trailing `/` (empty for none).
+    pub(crate) path: Box<str>,
+}
+
+impl BaseUrl {
+    pub(crate) fn parse(base_url: &str) -> Result<Self, InvalidBaseUrl> {
+        let invalid = |reason| InvalidBaseUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let uri: http::Uri = base_url.parse().map_err(|_| invalid("not a URL"))?;
+        let parts = uri.into_parts();
+        let scheme = match parts.scheme {
+            Some(scheme) if scheme == Scheme::HTTP || scheme == Scheme::HTTPS => scheme,
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
+        let authority = parts.authority.ok_or_else(|| invalid("it has no host"))?;
+        let path = match &parts.path_and_query {
+            Some(pq) if pq.query().is_some() => return Err(invalid("it has a query")),
+            Some(pq) => pq.path().trim_end_matches('/').into(),
+            None => "".into(),
+        };
+        Ok(Self {
+            url: base_url.trim_end_matches('/').into(),
+            scheme,
+            authority,
+            path,
+        })
+    }
+
+    fn nest(&self, path: &str) -> Self {
+        Self {
+            url: join(&self.url, path).trim_end_matches('/').into(),
+            scheme: self.scheme.clone(),
+            authority: self.authority.clone(),
+            path: join(&self.path, path).trim_end_matches('/').into(),
+        }
+    }
+}
+
 /// A REST client: a base URL, the client's error mappers, and the service that sends requests
 /// (a transport, usually wrapped in layers).
 ///
@@ -29,7 +79,7 @@ pub struct InvalidBaseUrl {
 /// `http://h/api/orders`. Cloning is cheap and shares the service's connection pool.
 pub struct RestClient<S, E = Infallible> {
     service: S,
-    base: Arc<str>,
+    base: Arc<BaseUrl>,
     mappers: Arc<Vec<(StatusCode, Mapper<E>)>>,
 }
 
@@ -46,7 +96,7 @@ impl<S: Clone, E> Clone for RestClient<S, E> {
 impl<S: fmt::Debug, E> fmt::Debug for RestClient<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RestClient")
-            .field("base", &self.base)
+            .field("base", &self.base.url)
             .field("service", &self.service)
             .finish_non_exhaustive()
     }
@@ -56,24 +106,9 @@ impl<S> RestClient<S> {
     /// A client sending through `service` to routes under `base_url`, with no error type of
     /// its own yet ([`errors`](Self::errors) sets one).
     pub fn new(service: S, base_url: &str) -> Result<Self, InvalidBaseUrl> {
-        let invalid = |reason| InvalidBaseUrl {
-            url: base_url.to_owned(),
-            reason,
-        };
-        let uri: http::Uri = base_url.parse().map_err(|_| invalid("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http" | "https") => {}
-            _ => return Err(invalid("the scheme must be http or https")),
-        }
-        if uri.authority().is_none() {
-            return Err(invalid("it has no host"));
-        }
-        if uri.query().is_some() {
-            return Err(invalid("it has a query"));
-        }
         Ok(Self {
             service,
-            base: base_url.trim_end_matches('/').into(),
+            base: Arc::new(BaseUrl::parse(base_url)?),
             mappers: Arc::new(Vec::new()),
         })
     }
@@ -94,7 +129,7 @@ impl<S, E> RestClient<S, E> {
     /// `#[rest_client("/base")]`).
     #[must_use]
     pub fn nest(mut self, path: &str) -> Self {
-        self.base = join(&self.base, path).trim_end_matches('/').into();
+        self.base = Arc::new(self.base.nest(path));
         self
     }
 
@@ -112,7 +147,7 @@ impl<S, E> RestClient<S, E> {
 
     /// The base URL routes are joined to.
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.base.url
     }
 
     /// The service requests go through.
@@ -136,12 +171,15 @@ where
         let url = request.uri().clone();
         let started = tokio::time::Instant::now();
         let mut service = self.service.clone();
-        let ready = poll_fn(|cx| service.poll_ready(cx)).await;
-        let response = match ready {
-            Ok(()) => service.call(request).await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
+        // The readiness error is converted before the next `.await`, so the future is `Send`
+        // whatever the stack's error type.
+        poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
+        let response = service
+            .call(request)
+            .await
+            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
@@ -204,7 +242,15 @@ mod tests {
     fn base_urls_are_checked_and_nest_keeps_paths() {
         let client = RestClient::new((), "http://h/api/").unwrap();
         assert_eq!(client.base_url(), "http://h/api");
-        assert_eq!(client.nest("/v1/").base_url(), "http://h/api/v1");
+        assert_eq!(client.base.path.as_ref(), "/api");
+        let nested = client.nest("/v1/");
+        assert_eq!(nested.base_url(), "http://h/api/v1");
+        assert_eq!(nested.base.path.as_ref(), "/api/v1");
+        let root = RestClient::new((), "https://h:8443").unwrap().nest("v1");
+        assert_eq!(
+            (root.base_url(), root.base.path.as_ref()),
+            ("https://h:8443/v1", "/v1")
+        );
         for bad in ["/api", "ftp://h/x", "http://h/api?x=1", "not a url"] {
             assert!(RestClient::new((), bad).is_err(), "{bad}");
         }

@@ -10,6 +10,8 @@
 //!   bytes ([`RestClient::bytes`]), the whole response ([`RestClient::send`]) or nothing
 //!   ([`RestClient::execute`]). Any 2xx is a success unless the route says otherwise; other
 //!   statuses go through the route's, then the client's, mappers into [`RpcError::Mapped`].
+//! - `#[rest_client("/base")]` (in `jararaca-macros`) declares a client as a trait of routes and
+//!   implements it with the two above; the README shows the same client written by hand.
 //! - Transports: [`HyperTransport`] (one connection pool per value, shared by its clones) and
 //!   [`RouterTransport`] (an axum `Router`, called in process, for tests).
 //! - Layers: [`AuthLayer`] (bearer, basic, API key), [`TokenAuthLayer`] (an async token
@@ -74,6 +76,14 @@ pub use trace::{TraceContextLayer, TraceContextService};
 pub use transport::HyperTransport;
 #[cfg(feature = "axum")]
 pub use transport::RouterTransport;
+
+/// The `http` crate, re-exported so a client names the same version (and `#[rest_client]`
+/// can name it without the caller depending on it).
+pub use http;
+/// The `http-body` crate, re-exported for the response body bound of a client stack.
+pub use http_body;
+/// The tower `Service` trait a client stack implements.
+pub use tower_service::Service;
 
 /// The error type at the generic tower boundaries of the client stack.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -12,6 +12,9 @@ use http::{HeaderMap, Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
+use http::uri::PathAndQuery;
+
+use crate::client::BaseUrl;
 use crate::route::{Retryable, RouteTimeout};
 use crate::{Body, RpcError, RpcResponse};
 
@@ -295,11 +298,17 @@ impl<E> RestRequest<E> {
         self
     }
 
-    /// The path with its parameters filled and encoded, and the query string.
-    fn render_path(&self) -> Result<String, String> {
-        let mut out = String::with_capacity(self.template.len() + 16);
+    /// `prefix` (a base path without a trailing `/`), `/`, the template with its parameters
+    /// filled and encoded, and the query string: what `join(prefix, rendered)` gives, built in
+    /// one buffer.
+    fn render_path(&self, prefix: &str) -> Result<String, String> {
+        let template = self.template.trim_start_matches('/');
+        let mut out = String::with_capacity(prefix.len() + template.len() + 32);
+        out.push_str(prefix);
+        out.push('/');
+        let start = out.len();
         let mut used = vec![false; self.path_params.len()];
-        let mut rest = &*self.template;
+        let mut rest = template;
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
             let after = &rest[open + 1..];
@@ -329,10 +338,15 @@ impl<E> RestRequest<E> {
             ));
         }
         if !self.query.is_empty() {
-            out.push(if out.contains('?') { '&' } else { '?' });
-            let mut query = form_urlencoded::Serializer::new(String::new());
+            out.push(if out[start..].contains('?') { '&' } else { '?' });
+            let at = out.len();
+            let mut query = form_urlencoded::Serializer::for_suffix(out, at);
             query.extend_pairs(&self.query);
-            out.push_str(&query.finish());
+            out = query.finish();
+        }
+        // Nothing after the base path: the base itself, as `join` gives it.
+        if out.len() == start && !prefix.is_empty() {
+            out.pop();
         }
         Ok(out)
     }
@@ -370,15 +384,24 @@ impl<E> RestRequest<E> {
     /// success rule and mappers.
     pub(crate) fn build(
         mut self,
-        base: &str,
+        base: &BaseUrl,
     ) -> Result<(http::Request<Body>, RouteOutcome<E>), RpcError<E>> {
         if let Some(message) = self.error.take() {
             return Err(RpcError::Build(message));
         }
-        let path = self.render_path().map_err(RpcError::Build)?;
-        let url = join(base, &path);
-        let uri = http::Uri::try_from(url.as_str())
-            .map_err(|e| RpcError::Build(format!("`{url}` is not a valid URL: {e}")))?;
+        let path = self.render_path(&base.path).map_err(RpcError::Build)?;
+        let invalid = |e: http::Error| {
+            RpcError::Build(format!(
+                "`{}` + `{}` is not a valid URL: {e}",
+                base.url, self.template
+            ))
+        };
+        // The base's scheme and authority were parsed once; only the path is new.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(base.scheme.clone());
+        parts.authority = Some(base.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::try_from(path).map_err(|e| invalid(e.into()))?);
+        let uri = http::Uri::from_parts(parts).map_err(|e| invalid(e.into()))?;
         let (body, content_type) = self.render_body().map_err(RpcError::Build)?;
         let mut request = http::Request::new(body);
         *request.method_mut() = self.method;
@@ -485,8 +508,12 @@ fn multipart(form: &[(String, String)], files: &[(String, FilePart)]) -> (Bytes,
 mod tests {
     use super::*;
 
+    fn base_url(base: &str) -> BaseUrl {
+        BaseUrl::parse(base).unwrap()
+    }
+
     fn url(request: RestRequest, base: &str) -> String {
-        request.build(base).unwrap().0.uri().to_string()
+        request.build(&base_url(base)).unwrap().0.uri().to_string()
     }
 
     #[test]
@@ -503,6 +530,21 @@ mod tests {
             url(RestRequest::get("/orders"), "http://h"),
             "http://h/orders"
         );
+        assert_eq!(url(RestRequest::get(""), "http://h/api/"), "http://h/api");
+        assert_eq!(url(RestRequest::get("/"), "http://h"), "http://h/");
+        assert_eq!(
+            url(RestRequest::get("").query("q", 1), "http://h/api"),
+            "http://h/api/?q=1"
+        );
+        assert_eq!(
+            url(
+                RestRequest::get("/s?x=1").query("q", "a b"),
+                "https://h:8443/api"
+            ),
+            "https://h:8443/api/s?x=1&q=a+b"
+        );
+        let invalid = RestRequest::<Infallible>::get("/a b").build(&base_url("http://h"));
+        assert!(matches!(invalid, Err(RpcError::Build(m)) if m.contains("/a b")));
     }
 
     #[test]
@@ -527,16 +569,16 @@ mod tests {
             url(request, "http://h"),
             "http://h/search?q=a%26b%3Dc+%23d&tag=x"
         );
-        let missing = RestRequest::<Infallible>::get("/items/{id}").build("http://h");
+        let missing = RestRequest::<Infallible>::get("/items/{id}").build(&base_url("http://h"));
         assert!(matches!(missing, Err(RpcError::Build(m)) if m.contains("`id`")));
         let extra = RestRequest::<Infallible>::get("/items")
             .path("id", 1)
-            .build("http://h");
+            .build(&base_url("http://h"));
         assert!(matches!(extra, Err(RpcError::Build(m)) if m.contains("{id}")));
         let twice = RestRequest::<Infallible>::post("/x")
             .json(&1)
             .body("raw", None)
-            .build("http://h");
+            .build(&base_url("http://h"));
         assert!(matches!(twice, Err(RpcError::Build(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! Retrying HTTP calls on the [`jararaca_retry`] policy: which outcomes ([`HttpRetryPredicate`])
 //! and which requests ([`HttpReplay`]).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::RETRY_AFTER;
@@ -33,18 +34,19 @@ pub fn retry(policy: RetryPolicy) -> RetryLayer<HttpRetryPredicate, HttpReplay> 
 /// longer than the policy's `max_delay` ends the retries.
 #[derive(Debug, Clone)]
 pub struct HttpRetryPredicate {
-    statuses: Vec<StatusCode>,
+    // Shared, not copied: the retry layer clones its predicate for every request.
+    statuses: Arc<[StatusCode]>,
     errors: bool,
 }
 
 impl Default for HttpRetryPredicate {
     fn default() -> Self {
         Self {
-            statuses: vec![
+            statuses: Arc::new([
                 StatusCode::BAD_GATEWAY,
                 StatusCode::SERVICE_UNAVAILABLE,
                 StatusCode::GATEWAY_TIMEOUT,
-            ],
+            ]),
             errors: true,
         }
     }
@@ -102,20 +104,21 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Any other request is sent once.
 #[derive(Debug, Clone)]
 pub struct HttpReplay {
-    methods: Vec<Method>,
+    // Shared, not copied: the retry layer clones its replay for every request.
+    methods: Arc<[Method]>,
 }
 
 impl Default for HttpReplay {
     fn default() -> Self {
         Self {
-            methods: vec![
+            methods: Arc::new([
                 Method::GET,
                 Method::HEAD,
                 Method::OPTIONS,
                 Method::TRACE,
                 Method::PUT,
                 Method::DELETE,
-            ],
+            ]),
         }
     }
 }

@@ -79,10 +79,12 @@ where
             url = %request.uri(),
         );
         let child = parent.child().export(&span);
+        // The header is how the child travels, to the layers below as to the server; it is
+        // not also put in the extensions, which would cost three allocations per request here
+        // and as many again in each retry's copy.
         if let Ok(value) = HeaderValue::from_bytes(&child.traceparent_bytes()) {
             request.headers_mut().insert(TRACEPARENT, value);
         }
-        request.extensions_mut().insert(child);
         self.inner.call(request).instrument(span)
     }
 }

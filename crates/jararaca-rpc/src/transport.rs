@@ -7,6 +7,7 @@ pub use self::router::RouterTransport;
 
 #[cfg(feature = "hyper")]
 mod hyper_transport {
+    use std::sync::Arc;
     use std::task::{Context, Poll};
 
     use hyper_rustls::HttpsConnector;
@@ -23,7 +24,9 @@ mod hyper_transport {
     /// per process) and clone it into every client, never one per request.
     #[derive(Debug, Clone)]
     pub struct HyperTransport {
-        client: Client<HttpsConnector<HttpConnector>, Body>,
+        // Behind an `Arc`: a client stack is cloned for every request (and again by a retry
+        // layer), and a hyper-util `Client` clone is several reference counts.
+        client: Arc<Client<HttpsConnector<HttpConnector>, Body>>,
     }
 
     impl HyperTransport {
@@ -34,14 +37,14 @@ mod hyper_transport {
                 .https_or_http()
                 .enable_http1()
                 .build();
-            Self {
-                client: Client::builder(TokioExecutor::new()).build(connector),
-            }
+            Self::from_client(Client::builder(TokioExecutor::new()).build(connector))
         }
 
         /// A transport over a client configured by hand (pool sizes, idle timeout, TLS).
         pub fn from_client(client: Client<HttpsConnector<HttpConnector>, Body>) -> Self {
-            Self { client }
+            Self {
+                client: Arc::new(client),
+            }
         }
     }
 
@@ -57,11 +60,11 @@ mod hyper_transport {
         type Future = ResponseFuture;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            Service::<http::Request<Body>>::poll_ready(&mut self.client, cx)
+            Service::<http::Request<Body>>::poll_ready(&mut &*self.client, cx)
         }
 
         fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-            self.client.call(request)
+            self.client.request(request)
         }
     }
 }

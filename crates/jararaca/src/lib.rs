@@ -71,7 +71,13 @@ pub use jararaca_http as http;
 pub use jararaca_http::server;
 #[cfg(feature = "bus")]
 pub use jararaca_macros::Message;
+#[cfg(feature = "rpc")]
+pub use jararaca_macros::rest_client;
 pub use jararaca_macros::{Injectable, controller};
+/// REST clients (`jararaca-rpc`, feature `rpc`): the request builder, `RestClient`, its
+/// transports and layers; `#[rest_client]` declares one.
+#[cfg(feature = "rpc")]
+pub use jararaca_rpc as rpc;
 pub use microservice::{AppBuildError, Microservice};
 
 /// The extension traits that give a built [`App`] its capabilities' accessors

@@ -145,7 +145,7 @@ pub fn app(hits: Hits) -> Router {
         )
         .route(
             "/status/{code}",
-            get(|Path(code): Path<u16>| async move {
+            any(|Path(code): Path<u16>| async move {
                 (StatusCode::from_u16(code).unwrap(), format!("status {code}")).into_response()
             }),
         )

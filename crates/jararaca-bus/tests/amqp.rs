@@ -2,20 +2,23 @@
 //! letters, stop, reconnection and redelivery. Each test uses its own exchange, dead-letter
 //! names, queues and Redis key prefix, and deletes them afterwards.
 
+mod common;
+
+use common::Namespace;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jararaca_bus::headers::{DEAD_LETTER_REASON, LAST_ERROR, RETRY_COUNT};
 use jararaca_bus::{
-    AmqpPublisher, BrokerUrl, Bus, BusError, DeadLetterNames, DelayedStore, Delivery, Handler,
-    HeaderValue, Message, MessageKind, Outgoing, PayloadPolicy, QueueSpec, RedisStore, TimePolicy,
-    Topology, Worker, declare, dlq_list, dlq_purge, dlq_requeue, dlq_stats, typed,
+    AmqpPublisher, Bus, BusError, DelayedStore, Delivery, Handler, HeaderValue, Message,
+    MessageKind, Outgoing, PayloadPolicy, QueueSpec, RedisStore, TimePolicy, Topology, Worker,
+    declare, dlq_list, dlq_purge, dlq_requeue, dlq_stats, typed,
 };
 use jararaca_di::BoxError;
 use jararaca_retry::RetryPolicy;
-use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::options::BasicGetOptions;
+use lapin::types::ShortString;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,24 +42,9 @@ impl Message for Happened {
     const KIND: MessageKind = MessageKind::Event;
 }
 
-struct Namespace {
-    url: BrokerUrl,
-    name: String,
-    queues: Vec<String>,
-}
-
 impl Namespace {
     fn new() -> Option<Self> {
-        let amqp = jararaca_testing::rabbitmq()?;
-        let name = jararaca_testing::unique_name("jbus");
-        let url = BrokerUrl::parse(&format!("{amqp}?exchange={name}&prefetch_count=4"))
-            .unwrap()
-            .dead_letter(DeadLetterNames::prefixed(&name));
-        Some(Self {
-            url,
-            queues: Vec::new(),
-            name,
-        })
+        Self::with("jbus", "&prefetch_count=4")
     }
 
     fn queue(&mut self, suffix: &str) -> String {
@@ -67,54 +55,6 @@ impl Namespace {
 
     async fn declare(&self, topology: &Topology) {
         declare(&self.url, topology, false).await.unwrap();
-    }
-
-    async fn channel(&self) -> (lapin::Connection, lapin::Channel) {
-        let connection = lapin::Connection::connect(
-            &self.url.connection_url,
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        (connection, channel)
-    }
-
-    async fn message_count(&self, queue: &str) -> u32 {
-        let (_connection, channel) = self.channel().await;
-        channel
-            .queue_declare(
-                ShortString::from(queue),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count()
-    }
-
-    async fn cleanup(self) {
-        let (connection, channel) = self.channel().await;
-        for queue in self.queues.iter().chain([&self.url.dead_letter.queue]) {
-            let _ = channel
-                .queue_delete(
-                    ShortString::from(queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [&self.url.exchange, &self.url.dead_letter.exchange] {
-            let _ = channel
-                .exchange_delete(
-                    ShortString::from(exchange.as_str()),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-        let _ = connection.close(200, "done".into()).await;
     }
 }
 

@@ -5,6 +5,9 @@
 //! message once. Each test uses its own exchange, dead-letter names and queues, and deletes
 //! them afterwards.
 
+mod common;
+
+use common::Namespace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -13,11 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use jararaca_bus::{
-    AmqpPublisher, BrokerUrl, Bus, BusError, DeadLetterNames, Delivery, Handler, Message,
-    MessageKind, QueueSpec, Topology, Worker, declare, typed,
+    AmqpPublisher, Bus, BusError, Delivery, Handler, Message, MessageKind, QueueSpec, Topology,
+    Worker, declare, typed,
 };
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::{FieldTable, ShortString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -37,28 +38,9 @@ const CHILD: &str = "JARARACA_BATCHED_ACKS_CHILD";
 /// Starts each line of the child's report.
 const MARK: &str = "@child: ";
 
-struct Namespace {
-    url: BrokerUrl,
-    name: String,
-    queues: Vec<String>,
-}
-
 impl Namespace {
     fn new(prefetch: u16) -> Option<Self> {
-        let name = jararaca_testing::unique_name("jbatch");
-        Self::named(name, prefetch)
-    }
-
-    fn named(name: String, prefetch: u16) -> Option<Self> {
-        let amqp = jararaca_testing::rabbitmq()?;
-        let url = BrokerUrl::parse(&format!("{amqp}?exchange={name}&prefetch_count={prefetch}"))
-            .unwrap()
-            .dead_letter(DeadLetterNames::prefixed(&name));
-        Some(Self {
-            url,
-            name,
-            queues: Vec::new(),
-        })
+        Self::with("jbatch", &format!("&prefetch_count={prefetch}"))
     }
 
     fn queue(&mut self, suffix: &str) -> String {
@@ -79,58 +61,6 @@ impl Namespace {
         for n in jobs {
             bus.publish(&Job { n }).await.unwrap();
         }
-    }
-
-    /// Messages in `queue`, ready or not yet acknowledged by an open channel.
-    async fn message_count(&self, queue: &str) -> u32 {
-        let connection = lapin::Connection::connect(
-            &self.url.connection_url,
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        let count = channel
-            .queue_declare(
-                ShortString::from(queue),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-            .message_count();
-        let _ = connection.close(200, "counted".into()).await;
-        count
-    }
-
-    async fn cleanup(self) {
-        let connection = lapin::Connection::connect(
-            &self.url.connection_url,
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        for queue in self.queues.iter().chain([&self.url.dead_letter.queue]) {
-            let _ = channel
-                .queue_delete(
-                    ShortString::from(queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [&self.url.exchange, &self.url.dead_letter.exchange] {
-            let _ = channel
-                .exchange_delete(
-                    ShortString::from(exchange.as_str()),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-        let _ = connection.close(200, "done".into()).await;
     }
 }
 
@@ -245,7 +175,7 @@ fn kill_test_child() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let mut ns = Namespace::named(name, 32).expect("RabbitMQ is reachable");
+        let mut ns = Namespace::named(name, "&prefetch_count=32").expect("RabbitMQ is reachable");
         let queue = ns.queue("Jobs.run");
         // The first message finishes after the next seven, so when it does a run of eight
         // is due at once.

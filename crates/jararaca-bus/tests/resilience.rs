@@ -5,20 +5,23 @@
 //! test cuts only its own connections and the shared broker never goes down. Each test uses
 //! its own exchange, dead-letter names, queues and Redis key prefix, and deletes them.
 
+mod common;
+
+use common::Namespace;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use jararaca_bus::headers::{DEAD_LETTER_QUEUE, DEAD_LETTER_REASON, LAST_ERROR};
 use jararaca_bus::{
-    AmqpPublisher, BrokerUrl, BusError, BusSettings, DeadLetterNames, DelayedMessage, DelayedStore,
-    Delivery, Handler, HeaderValue, Message, MessageBus, MessageKind, Outgoing, PayloadPolicy,
-    Publisher, QueueSpec, RedisStore, TimePolicy, Topology, UNROUTABLE_REASON, UNROUTABLE_RETRIES,
-    Worker, declare, dlq_list, pump_due,
+    AmqpPublisher, BrokerUrl, BusError, BusSettings, DelayedMessage, DelayedStore, Delivery,
+    Handler, HeaderValue, Message, MessageBus, MessageKind, Outgoing, PayloadPolicy, Publisher,
+    QueueSpec, RedisStore, TimePolicy, Topology, UNROUTABLE_REASON, UNROUTABLE_RETRIES, Worker,
+    declare, dlq_list, pump_due,
 };
 use jararaca_di::{BoxError, Capabilities, Contribution, ReadinessChecks, Role, SetupContext};
 use jararaca_retry::RetryPolicy;
-use lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use lapin::options::BasicGetOptions;
 use lapin::types::ShortString;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -193,24 +196,9 @@ async fn relay(
 // ---------------------------------------------------------------------------------------
 // The test's corner of the broker.
 
-struct Namespace {
-    url: BrokerUrl,
-    name: String,
-    queues: Vec<String>,
-}
-
 impl Namespace {
     fn new(query: &str) -> Option<Self> {
-        let amqp = jararaca_testing::rabbitmq()?;
-        let name = jararaca_testing::unique_name("jres");
-        let url = BrokerUrl::parse(&format!("{amqp}?exchange={name}&prefetch_count=4{query}"))
-            .unwrap()
-            .dead_letter(DeadLetterNames::prefixed(&name));
-        Some(Self {
-            url,
-            name,
-            queues: Vec::new(),
-        })
+        Self::with("jres", &format!("&prefetch_count=4{query}"))
     }
 
     fn upstream(&self) -> String {
@@ -229,17 +217,6 @@ impl Namespace {
         .await
         .unwrap();
         queue
-    }
-
-    async fn channel(&self) -> (lapin::Connection, lapin::Channel) {
-        let connection = lapin::Connection::connect(
-            &self.url.connection_url,
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        (connection, channel)
     }
 
     /// Takes every message off `queue`: (message id, body).
@@ -263,27 +240,6 @@ impl Namespace {
         }
         let _ = connection.close(200, "done".into()).await;
         out
-    }
-
-    async fn cleanup(self) {
-        let (connection, channel) = self.channel().await;
-        for queue in self.queues.iter().chain([&self.url.dead_letter.queue]) {
-            let _ = channel
-                .queue_delete(
-                    ShortString::from(queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [&self.url.exchange, &self.url.dead_letter.exchange] {
-            let _ = channel
-                .exchange_delete(
-                    ShortString::from(exchange.as_str()),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
-        let _ = connection.close(200, "done".into()).await;
     }
 }
 

@@ -144,6 +144,8 @@ fn route(
 ) -> syn::Result<Option<TokenStream>> {
     let mut verb = None;
     let mut timeout: Option<LitInt> = None;
+    let mut retryable = None;
+    let mut success: Option<Vec<LitInt>> = None;
     let mut kept = Vec::with_capacity(function.attrs.len());
     for attr in std::mem::take(&mut function.attrs) {
         if let Some(name) = VERBS.iter().find(|v| attr.path().is_ident(v)) {
@@ -164,6 +166,40 @@ fn route(
             timeout = Some(attr.parse_args().map_err(|e| {
                 syn::Error::new(e.span(), "expected milliseconds: `#[timeout(500)]`")
             })?);
+        } else if attr.path().is_ident("retryable") {
+            // `#[retryable]`, or `#[retryable(false)]` to keep an idempotent method from it.
+            retryable = Some(match &attr.meta {
+                syn::Meta::Path(_) => true,
+                _ => {
+                    attr.parse_args::<syn::LitBool>()
+                        .map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                "expected `#[retryable]` or `#[retryable(false)]`",
+                            )
+                        })?
+                        .value
+                }
+            });
+        } else if attr.path().is_ident("success") {
+            let statuses = attr
+                .parse_args_with(syn::punctuated::Punctuated::<LitInt, Token![,]>::parse_terminated)
+                .map_err(|e| {
+                    syn::Error::new(e.span(), "expected status codes: `#[success(200, 204)]`")
+                })?;
+            for status in &statuses {
+                let code: u16 = status.base10_parse()?;
+                if !(100..=999).contains(&code) {
+                    return Err(syn::Error::new(status.span(), "not an HTTP status code"));
+                }
+            }
+            if statuses.is_empty() {
+                return Err(syn::Error::new(
+                    attr.span(),
+                    "expected status codes: `#[success(200, 204)]`",
+                ));
+            }
+            success = Some(statuses.into_iter().collect());
         } else {
             kept.push(attr);
         }
@@ -356,6 +392,15 @@ fn route(
         Param::File(name) => quote_spanned!(*span=> .file(#name, #ident)),
     });
     let timeout = timeout.map(|ms| quote!(.timeout(::core::time::Duration::from_millis(#ms))));
+    let retryable = retryable.map(|retry| quote!(.retryable(#retry)));
+    let success = success.map(|statuses| {
+        // Each code was checked to be in `StatusCode`'s range above.
+        quote!(.success_statuses(
+            [#(#statuses),*]
+                .into_iter()
+                .filter_map(|code: u16| #rpc::http::StatusCode::from_u16(code).ok())
+        ))
+    });
     let send = match &returns {
         Returns::Json(ty) => quote!(json::<#ty>),
         Returns::Bytes => quote!(bytes),
@@ -372,7 +417,9 @@ fn route(
         #sig {
             let request = #rpc::RestRequest::<#this_error>::#verb(#template)
                 #(#calls)*
-                #timeout;
+                #timeout
+                #retryable
+                #success;
             let client = &self.client;
             async move { client.#send(request).await }
         }
@@ -477,6 +524,8 @@ mod tests {
                 pub trait Orders {
                     #[get("/items/{id}")]
                     #[timeout(250)]
+                    #[retryable(false)]
+                    #[success(200, 203)]
                     async fn item(&self, #[path] id: u32, #[query("q")] search: Option<String>)
                         -> Result<Item, RpcError<ApiError>>;
                 }
@@ -491,6 +540,8 @@ mod tests {
             ". path (\"id\" , id)",
             ". query_opt (\"q\" , search)",
             "Duration :: from_millis (250)",
+            ". retryable (false)",
+            "[200 , 203]",
             "client . json :: < Item > (request)",
             "impl :: core :: future :: Future < Output = Result < Item , RpcError < ApiError > > >",
         ] {

@@ -154,7 +154,37 @@ impl<S, E> RestClient<S, E> {
     pub fn service(&self) -> &S {
         &self.service
     }
+
+    /// The same client over its stack with the type erased: every client built this way has
+    /// the type `RestClient<BoxService, E>` (a declared one `<Trait>Client<BoxService>`),
+    /// whatever its layers and transport, so it can be named where a type must be written —
+    /// a provider in the container, a field, a function signature. It costs one allocation
+    /// per request for the boxed future and one for the response body.
+    pub fn boxed<B>(self) -> RestClient<BoxService, E>
+    where
+        S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + Sync,
+        S: 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let service = tower::ServiceBuilder::new()
+            .map_err(Into::into)
+            .map_response(|response: http::Response<B>| response.map(Body::stream))
+            .service(self.service);
+        RestClient {
+            service: BoxService::new(service),
+            base: self.base,
+            mappers: self.mappers,
+        }
+    }
 }
+
+/// A client stack with its type erased, as [`RestClient::boxed`] makes it: requests and
+/// responses both carry a [`Body`].
+pub type BoxService =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
 
 impl<S, B, E> RestClient<S, E>
 where

@@ -12,6 +12,9 @@
 //!   statuses go through the route's, then the client's, mappers into [`RpcError::Mapped`].
 //! - `#[rest_client("/base")]` (in `jararaca-macros`) declares a client as a trait of routes and
 //!   implements it with the two above; the README shows the same client written by hand.
+//! - [`RestClient::boxed`] erases the stack's type ([`BoxService`]), so a client can be a
+//!   provider in the container, built by a factory from the typed configuration (the README's
+//!   "Clients in the container").
 //! - Transports: [`HyperTransport`] (one connection pool per value, shared by its clones) and
 //!   [`RouterTransport`] (an axum `Router`, called in process, for tests).
 //! - Layers: [`AuthLayer`] (bearer, basic, API key), [`TokenAuthLayer`] (an async token
@@ -65,7 +68,7 @@ mod transport;
 pub use auth::{Auth, AuthLayer, BoxFuture, TokenAuth, TokenAuthLayer, TokenError, TokenProvider};
 pub use body::{Body, try_clone_request};
 pub use cache::{Cache, CacheLayer};
-pub use client::{InvalidBaseUrl, RestClient};
+pub use client::{BoxService, InvalidBaseUrl, RestClient};
 pub use error::{RpcError, TimeoutError};
 pub use request::{FilePart, RestRequest};
 pub use response::RpcResponse;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::{Hits, app, serve};
 use http::StatusCode;
 use jararaca_macros::rest_client;
+use jararaca_retry::RetryPolicy;
 use jararaca_rpc::{
     Body, BoxError, FilePart, HyperTransport, RestClient, RouterTransport, RpcError, RpcResponse,
     TimeoutLayer,
@@ -201,4 +202,114 @@ async fn a_declared_client_in_process() {
         .layer(TimeoutLayer::new(Duration::from_secs(5)))
         .service(RouterTransport::new(app(Hits::default())));
     exercise(stack, "http://in-process").await;
+}
+
+#[rest_client("/api")]
+trait Options {
+    #[post("/unavailable")]
+    async fn post_once(&self) -> Result<(), RpcError>;
+
+    #[post("/unavailable")]
+    #[retryable]
+    async fn post_idempotent(&self) -> Result<(), RpcError>;
+
+    #[get("/unavailable")]
+    #[retryable(false)]
+    async fn get_once(&self) -> Result<(), RpcError>;
+
+    #[get("/status/{code}")]
+    #[success(202, 404)]
+    async fn accepted(&self, #[path] code: u16) -> Result<RpcResponse, RpcError>;
+}
+
+#[tokio::test]
+async fn route_attributes_choose_retries_and_success_statuses() {
+    let hits = Hits::default();
+    let policy = RetryPolicy::default()
+        .max_retries(2)
+        .initial_delay(Duration::from_millis(1))
+        .jitter(false);
+    let stack = ServiceBuilder::new()
+        .layer(jararaca_rpc::retry(policy))
+        .service(RouterTransport::new(app(hits.clone())));
+    let api = OptionsClient::new(RestClient::new(stack, "http://in-process").unwrap());
+
+    // A POST is sent once unless the route says it may be repeated; a GET marked
+    // `#[retryable(false)]` is sent once too.
+    let once = api.post_once().await.unwrap_err();
+    assert_eq!(once.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(hits.get("unavailable"), 1);
+    api.post_idempotent().await.unwrap_err();
+    assert_eq!(hits.get("unavailable"), 1 + 3);
+    api.get_once().await.unwrap_err();
+    assert_eq!(hits.get("unavailable"), 1 + 3 + 1);
+
+    // `#[success(202, 404)]`: exactly those statuses succeed, a 200 does not.
+    assert_eq!(
+        api.accepted(202).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        api.accepted(404).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let ok = api.accepted(200).await.unwrap_err();
+    assert_eq!(ok.status(), Some(StatusCode::OK));
+}
+
+/// The configuration a service reads its client's base URL from.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct ClientsConfig {
+    orders_url: String,
+}
+
+#[tokio::test]
+async fn a_declared_client_is_a_provider_with_its_base_url_from_config() {
+    use jararaca_di::Container;
+    use jararaca_rpc::BoxService;
+    use std::sync::Arc;
+
+    let addr = serve(Hits::default()).await;
+    let transport = HyperTransport::new();
+    let container = Container::builder()
+        .env([("ORDERS_URL", format!("http://{addr}"))])
+        .config::<ClientsConfig>()
+        .value(transport)
+        .factory(
+            |config: Arc<ClientsConfig>, transport: Arc<HyperTransport>| async move {
+                let stack = ServiceBuilder::new()
+                    .layer(TimeoutLayer::new(Duration::from_secs(5)))
+                    .service((*transport).clone());
+                let rest = RestClient::new(stack, &config.orders_url)?
+                    .errors::<ApiError>()
+                    .boxed();
+                Ok::<_, BoxError>(ApiClient::new(rest))
+            },
+        )
+        .build()
+        .await
+        .unwrap();
+
+    // The client's type names no layer and no transport.
+    let api: Arc<ApiClient<BoxService>> = container.get().unwrap();
+    assert_eq!(api.rest_client().base_url(), format!("http://{addr}/api"));
+    assert_eq!(api.status_bytes(201).await.unwrap(), "status 201");
+
+    // A base URL the configuration gets wrong fails the container's build, naming it.
+    let error = Container::builder()
+        .env([("ORDERS_URL", "orders.internal")])
+        .config::<ClientsConfig>()
+        .factory(|config: Arc<ClientsConfig>| async move {
+            let rest = RestClient::new(HyperTransport::new(), &config.orders_url)?.boxed();
+            Ok::<_, BoxError>(OptionsClient::new(rest))
+        })
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("invalid base URL `orders.internal`"),
+        "{error}"
+    );
 }

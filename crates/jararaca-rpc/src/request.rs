@@ -300,12 +300,16 @@ impl<E> RestRequest<E> {
 
     /// `prefix` (a base path without a trailing `/`), `/`, the template with its parameters
     /// filled and encoded, and the query string: what `join(prefix, rendered)` gives, built in
-    /// one buffer.
+    /// one buffer. An empty template (or `/`) is the prefix itself, with or without a query.
     fn render_path(&self, prefix: &str) -> Result<String, String> {
         let template = self.template.trim_start_matches('/');
         let mut out = String::with_capacity(prefix.len() + template.len() + 32);
         out.push_str(prefix);
-        out.push('/');
+        // `/` (or nothing) names the base path itself, as a controller's `#[get("/")]` does:
+        // `/tasks` + `/` is `/tasks`, never `/tasks/`.
+        if !template.is_empty() || prefix.is_empty() {
+            out.push('/');
+        }
         let start = out.len();
         let mut used = vec![false; self.path_params.len()];
         let mut rest = template;
@@ -343,10 +347,6 @@ impl<E> RestRequest<E> {
             let mut query = form_urlencoded::Serializer::for_suffix(out, at);
             query.extend_pairs(&self.query);
             out = query.finish();
-        }
-        // Nothing after the base path: the base itself, as `join` gives it.
-        if out.len() == start && !prefix.is_empty() {
-            out.pop();
         }
         Ok(out)
     }
@@ -534,7 +534,7 @@ mod tests {
         assert_eq!(url(RestRequest::get("/"), "http://h"), "http://h/");
         assert_eq!(
             url(RestRequest::get("").query("q", 1), "http://h/api"),
-            "http://h/api/?q=1"
+            "http://h/api?q=1"
         );
         assert_eq!(
             url(

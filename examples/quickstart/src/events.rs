@@ -2,7 +2,8 @@
 //!
 //! The handler records each task it handled in the `handled_tasks` table, in its unit of
 //! work's transaction: the row is committed only if the handling succeeded, and before the
-//! message is acknowledged. Delivery is at least once, so a task can have more than one row.
+//! message is acknowledged, and tells the notifier (when `NOTIFIER_URL` is set) in the same
+//! unit. Delivery is at least once, so a task can have more than one row.
 
 use std::sync::Mutex;
 
@@ -13,6 +14,8 @@ use jararaca_query::{Session, Sql};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use crate::TaskNotifier;
 
 /// Published when a task is created, once its row is committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Message)]
@@ -66,6 +69,9 @@ async fn on_task_created(task: TaskCreated, delivery: Delivery) -> Result<(), Bo
         .bind(Utc::now())
         .push(")");
     session.execute(&insert).await?;
+    // A notifier that cannot be reached fails the unit: the row above is rolled back and the
+    // message delivered again.
+    inject::<TaskNotifier>().await?.task_created(&task).await?;
     inject::<CreatedTasks>().await?.record(task.id);
     tracing::info!(task = %task.id, title = %task.title, "task created");
     Ok(())

@@ -10,12 +10,17 @@
 //! `AuditLayer` and the database transaction — are stacked once and wrap both the routes and
 //! the handler.
 //!
+//! With `NOTIFIER_URL` set, the handler also tells a second service, the `notifier` example,
+//! about each new task, through a REST client declared with `#[rest_client]` (timeout and
+//! retry stacked as layers).
+//!
 //! It keeps its tasks in SQLite by default (in memory; `DATABASE_URL=sqlite://tasks.db?mode=rwc`
 //! keeps them in a file) and in PostgreSQL when `DATABASE_URL` points there. The schema is
 //! created by the sqlx migrations in `migrations/` at startup.
 
 mod audit;
 mod events;
+mod notify;
 mod tasks;
 
 use std::sync::Arc;
@@ -30,6 +35,7 @@ use tower::ServiceBuilder;
 
 pub use audit::{AuditLayer, UnitsSeen};
 pub use events::{CreatedTasks, TaskCreated};
+pub use notify::{Notification, Notifier, NotifierClient, TaskNotifier};
 pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
 /// The service's configuration, read from the environment at startup.
@@ -42,6 +48,17 @@ pub struct AppConfig {
     /// Where tasks are kept (`DATABASE_URL`, default an in-memory SQLite database).
     #[serde(default = "default_database_url")]
     pub database_url: String,
+    /// The notifier told about each new task (`NOTIFIER_URL`, e.g. `http://127.0.0.1:8001`;
+    /// none by default).
+    pub notifier_url: Option<String>,
+    /// How long one call to the notifier may take, in milliseconds (`NOTIFIER_TIMEOUT_MS`,
+    /// default 2000).
+    #[serde(default = "default_notifier_timeout_ms")]
+    pub notifier_timeout_ms: u64,
+}
+
+fn default_notifier_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_max_tasks() -> usize {
@@ -76,6 +93,7 @@ pub fn service() -> Microservice {
         .config::<AppConfig>()
         .providers(|c| {
             c.factory(database)
+                .factory(notify::task_notifier)
                 .value(UnitsSeen::default())
                 .value(CreatedTasks::default())
                 .injectable::<TasksController>()

@@ -1,4 +1,5 @@
-//! The `http` workload: one JSON handler, served by raw axum and by the full Jararaca stack.
+//! The `http` workload: one JSON handler, served by raw axum (`axum::serve`) and by the full
+//! Jararaca stack behind its own server (`serve_router`, with its default limits).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
@@ -76,7 +77,18 @@ pub(crate) fn serve(target: &str, port: u16, ready: Option<&str>) -> ExitCode {
         if let Some(ready) = ready {
             std::fs::write(ready, b"")?;
         }
-        axum::serve(listener, router).await?;
+        if target == "jararaca" {
+            // The server `server` runs, with its default limits.
+            jararaca::http::server::serve_router(
+                router,
+                listener,
+                std::future::pending(),
+                std::time::Duration::from_secs(1),
+            )
+            .await?;
+        } else {
+            axum::serve(listener, router).await?;
+        }
         Ok(())
     });
     match result {

@@ -167,6 +167,7 @@ fn server_command() -> clap::Command {
                 .value_parser(clap::value_parser!(u16))
                 .help("Port to listen on"),
         )
+        .args(crate::ServerLimits::args())
         .arg(jararaca_di::app::grace_arg())
 }
 
@@ -312,17 +313,19 @@ impl Part for HttpPart {
         let port = role.arg::<u16>("port").unwrap_or(8000);
         let addr = SocketAddr::new(host, port);
         let router = self.router();
+        let limits = crate::ServerLimits::from_matches(role.matches());
         Some(
             async move {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|source| crate::server::ServeError::Bind { addr, source })?;
                 let grace = stop.grace();
-                crate::server::serve_router(
+                crate::server::serve_router_with_limits(
                     router,
                     listener,
                     async move { stop.requested().await },
                     grace,
+                    limits,
                 )
                 .await?;
                 Ok(())

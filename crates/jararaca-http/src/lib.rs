@@ -47,6 +47,7 @@ mod docs;
 mod error;
 mod extract;
 mod health;
+mod limits;
 pub mod openapi;
 mod response;
 pub mod server;
@@ -63,6 +64,7 @@ pub use jararaca_api::{
 pub use jararaca_di::ReadinessChecks;
 /// Turns a panicking handler into a failed unit: a JSON 500, rolled back.
 pub use jararaca_di::{CatchPanic, CatchPanicLayer};
+pub use limits::ServerLimits;
 pub use response::{Created, NoContent};
 pub use trace::{TRACEPARENT, Trace, TraceContext, TraceLayer, X_REQUEST_ID};
 

@@ -9,11 +9,16 @@ use http::StatusCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// The database reported an error.
-    #[error(
-        "database error: {0} (check that the database is reachable and that the table matches the entity's columns)"
-    )]
+    /// The database reported an error. One caused by a value the column cannot hold
+    /// (PostgreSQL's SQLSTATE class 22, "data exception": too long, out of range, not valid
+    /// for the type) is the client's (422); the rest are the server's (500).
+    #[error("{}", database_message(.0))]
     Database(#[from] sqlx::Error),
+
+    /// A value the database cannot store, refused before it was sent: a NUL character in
+    /// text or JSON on PostgreSQL, whose text types cannot hold one.
+    #[error("{0}")]
+    Unstorable(String),
 
     /// No row has this id.
     #[error("{entity} with id {id} was not found")]
@@ -110,7 +115,11 @@ impl QueryError {
             | Self::UnknownOperator { .. }
             | Self::InvalidValue { .. }
             | Self::InvalidPagination(_)
-            | Self::InvalidCursor(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidCursor(_)
+            | Self::Unstorable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Database(error) if data_exception(error).is_some() => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +128,55 @@ impl QueryError {
     pub fn is_client_error(&self) -> bool {
         self.status().is_client_error()
     }
+}
+
+/// The message of [`QueryError::Database`]: what probably went wrong, and what to check. A
+/// data exception's is meant for the client it answers.
+fn database_message(error: &sqlx::Error) -> String {
+    if let Some(what) = data_exception(error) {
+        let said = match error {
+            sqlx::Error::Database(database) => database.message().to_owned(),
+            other => other.to_string(),
+        };
+        return format!("{what} ({said})");
+    }
+    match error {
+        sqlx::Error::PoolTimedOut => "the database did not answer in time: no connection could \
+            be taken from the pool (check that the database is reachable and not overloaded)"
+            .to_owned(),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            format!(
+                "cannot reach the database: {error} (check DATABASE_URL and that the database is up)"
+            )
+        }
+        sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => {
+            format!("database error: {error} (check that the table matches the entity's columns)")
+        }
+        _ => format!("database error: {error}"),
+    }
+}
+
+/// For a PostgreSQL "data exception" (SQLSTATE class 22) — a value the column cannot hold —
+/// what to tell the client; `None` for any other error.
+fn data_exception(error: &sqlx::Error) -> Option<&'static str> {
+    let sqlx::Error::Database(database) = error else {
+        return None;
+    };
+    let code = database.code()?;
+    if !code.starts_with("22") {
+        return None;
+    }
+    Some(match code.as_ref() {
+        "22001" => "a text value is longer than its field allows",
+        "22003" => "a number is outside the range its field can hold",
+        "22021" | "22P05" => "a text value contains a character the database cannot store",
+        "22007" | "22008" => "a date or time is not valid",
+        "22P02" => "a value is not valid for its field's type",
+        "22012" => "a value leads to a division by zero",
+        _ => "a value is not valid for its field",
+    })
 }
 
 #[cfg(feature = "axum")]

@@ -178,6 +178,7 @@ impl Sql {
         let (text, values) = self.render(Dialect::Postgres);
         let mut args = sqlx::postgres::PgArguments::default();
         for value in values {
+            postgres_can_store(value)?;
             bind_value(&mut args, value)
                 .map_err(|e| QueryError::Database(sqlx::Error::Encode(e)))?;
         }
@@ -195,6 +196,33 @@ impl Sql {
         }
         Ok((text, args))
     }
+}
+
+/// Refuses a value PostgreSQL would reject with an encoding error: its `text` and `jsonb`
+/// types cannot hold a NUL character.
+#[cfg(feature = "postgres")]
+fn postgres_can_store(value: &Value) -> Result<(), QueryError> {
+    fn json_has_nul(json: &serde_json::Value) -> bool {
+        match json {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
+            _ => false,
+        }
+    }
+    let nul = match value {
+        Value::Text(text) => text.contains('\0'),
+        Value::Json(json) => json_has_nul(json),
+        _ => false,
+    };
+    if nul {
+        return Err(QueryError::Unstorable(
+            "a text value contains a NUL character (\\0), which cannot be stored".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Adds `value` to `args`, typed for the database. Both databases encode every [`Value`].

@@ -21,6 +21,7 @@ on_every_backend!(
     keyset_paging,
     hostile_fields_and_values,
     custom_injectors_and_date_order,
+    values_a_column_cannot_hold,
 );
 
 fn crud_ops(db: &Db) -> CrudOperations<Task> {
@@ -789,4 +790,65 @@ async fn custom_injectors_and_date_order(db: Db) {
     let filter: TaskFilter = serde_json::from_value(serde_json::json!({"done": true})).unwrap();
     let page = list.query_with(&filter, &[&not_fourth]).await.unwrap();
     assert_eq!(titles(&page), ["second"]);
+}
+
+/// A NUL in text or JSON, or a number out of a column's range, is the client's mistake (422)
+/// on PostgreSQL, told without the database's wording; SQLite stores a NUL as it is.
+async fn values_a_column_cannot_hold(db: Db) {
+    let ops = crud_ops(&db);
+    let postgres = db.as_postgres().is_some();
+    let mut with_nul = Task::new("nul\0title", 1);
+    let stored = ops.create(&with_nul).await;
+    let mut notes = Task::new("fine", 2);
+    notes.notes = Some("notes\0".into());
+    let mut meta = Task::new("fine too", 3);
+    meta.meta = serde_json::json!({ "tags": ["a\0b"] });
+    let filtered = listing(&db)
+        .query(&PaginatedFilter::default().filter("title", "contains", one("a\0")))
+        .await;
+    if !postgres {
+        assert_eq!(
+            ops.get(stored.unwrap().id).await.unwrap().title,
+            "nul\0title"
+        );
+        assert!(filtered.is_ok());
+        return;
+    }
+    let outcomes = [
+        stored.map(drop),
+        ops.create(&notes).await.map(drop),
+        ops.create(&meta).await.map(drop),
+        filtered.map(drop),
+    ];
+    for outcome in outcomes {
+        let error = outcome.unwrap_err();
+        assert!(matches!(error, QueryError::Unstorable(_)), "{error:?}");
+        assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
+    with_nul.title = "no nul".into();
+    with_nul.meta = serde_json::json!({});
+    ops.create(&with_nul).await.unwrap();
+
+    // Out of an INT4's range: the database's data exception, answered 422 without its text.
+    let mut cast = Sql::new();
+    cast.push("SELECT CAST(").bind(i64::MAX).push(" AS INT4)");
+    let error = db.session().fetch_i64(&cast).await.unwrap_err();
+    assert_eq!(
+        error.status(),
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        "{error}"
+    );
+    #[cfg(feature = "axum")]
+    {
+        use axum_core::response::IntoResponse;
+        let response = error.into_response();
+        assert_eq!(response.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    // An error valid input reaches stays a 500.
+    let mut missing = Sql::new();
+    missing.push("SELECT count(*) FROM no_such_table");
+    let error = db.session().fetch_i64(&missing).await.unwrap_err();
+    assert_eq!(error.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
 }

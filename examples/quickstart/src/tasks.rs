@@ -79,6 +79,12 @@ pub struct TasksController {
     config: Arc<AppConfig>,
 }
 
+/// A query's error as a handler returning `ApiError` answers it: with the query's own status
+/// and message for the client's mistakes (`ApiError`'s `?` makes every error a 500).
+fn answer(error: QueryError) -> ApiError {
+    ApiError::from_status(error.status(), error)
+}
+
 /// What clients may sort and filter by.
 fn listing() -> QueryOperations<Task> {
     QueryOperations::new(Fields::of::<Task>().without("id"))
@@ -92,11 +98,12 @@ impl TasksController {
         session: Session,
         Json(new): Json<CreateTask>,
     ) -> Result<Created<Task>, ApiError> {
-        // Counting and creating can only fail in the database here: a 500 either way.
+        // A query's error keeps its own status: a title the database cannot store is a 422.
         let count = listing()
             .on(session.clone())
             .query(&PaginatedFilter::page(0, 1))
-            .await?
+            .await
+            .map_err(answer)?
             .unpaginated_total;
         if usize::try_from(count).unwrap_or(usize::MAX) >= self.config.max_tasks {
             return Err(ApiError::conflict(format!(
@@ -113,7 +120,10 @@ impl TasksController {
             created_at: now,
             updated_at: now,
         };
-        let task = CrudOperations::<Task>::on(session).create(&task).await?;
+        let task = CrudOperations::<Task>::on(session)
+            .create(&task)
+            .await
+            .map_err(answer)?;
         // Staged in this request's unit of work: sent only after the row is committed.
         TaskCreated {
             id: task.id,

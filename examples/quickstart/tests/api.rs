@@ -84,6 +84,35 @@ async fn crud_round_trip(service: jararaca::Microservice) {
     assert_eq!(seen.count(UnitKind::Http), 6);
 }
 
+/// A NUL character, which PostgreSQL's text cannot hold, in a title, a description or a filter
+/// value is the client's mistake: 422, and nothing stored.
+async fn values_postgres_cannot_store_are_422(service: jararaca::Microservice) {
+    let router = service.build().await.unwrap().router();
+    for body in [
+        json!({"title": "nul\u{0}title"}),
+        json!({"title": "fine", "description": "nul\u{0}"}),
+    ] {
+        let (status, answer) = call(&router, "POST", "/tasks", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains("NUL"),
+            "{answer}"
+        );
+    }
+    // `[{"field":"title","operator":"contains","value":"a\u0000"}]`, encoded.
+    let filter = "%5B%7B%22field%22%3A%22title%22%2C%22operator%22%3A%22contains%22%2C%22value%22%3A%22a%5Cu0000%22%7D%5D";
+    let (status, answer) = call(
+        &router,
+        "GET",
+        &format!("/tasks?filter_models={filter}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (_, listed) = call(&router, "GET", "/tasks", None).await;
+    assert_eq!(listed["total"], 0, "{listed}");
+}
+
 #[tokio::test]
 async fn tasks_can_be_created_listed_read_updated_and_deleted_in_sqlite() {
     crud_round_trip(quickstart::service()).await;
@@ -102,9 +131,14 @@ async fn tasks_can_be_created_listed_read_updated_and_deleted_in_postgres() {
         .unwrap();
     let separator = if url.contains('?') { '&' } else { '?' };
     let database_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    let outcome = tokio::spawn(crud_round_trip(
-        quickstart::service().providers(move |c| c.env([("DATABASE_URL", database_url)])),
-    ))
+    let outcome = tokio::spawn(async move {
+        let on_postgres = || {
+            let database_url = database_url.clone();
+            quickstart::service().providers(move |c| c.env([("DATABASE_URL", database_url)]))
+        };
+        crud_round_trip(on_postgres()).await;
+        values_postgres_cannot_store_are_422(on_postgres()).await;
+    })
     .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&admin)

@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
@@ -14,7 +13,7 @@ use clap::{Arg, ArgMatches};
 use futures_util::future::Either;
 use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderValue, Request, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use tower_http::timeout::DeadlineBody;
 use tower_service::Service;
 
@@ -167,8 +166,13 @@ impl Service<Request<Incoming>> for Guarded {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
             return Either::Left(ready(Ok(response)));
         }
+        // A request without a body (most GETs) has nothing to time or limit: it goes to the
+        // router as it came, sparing a timer and an extension per request.
+        if request.body().is_end_stream() {
+            return Either::Right(self.router.call(request));
+        }
         let timeout = self.body_read_timeout;
-        let mut request = request.map(|body| Body::new(DeadlineBody::new(timeout, body)));
+        let mut request = request.map(|body| DeadlineBody::new(timeout, body));
         self.body_limit.apply(&mut request);
         Either::Right(self.router.call(request))
     }

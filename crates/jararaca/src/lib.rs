@@ -47,6 +47,7 @@
 //! [`Capability`].
 
 pub mod cli;
+mod log_fields;
 mod microservice;
 pub mod telemetry;
 

@@ -39,6 +39,11 @@ impl Telemetry {
 /// Installs the global subscriber: logs filtered by `RUST_LOG` (default `info`) in `format`
 /// (`json` or text) on standard error. Does nothing if a subscriber is installed already.
 ///
+/// In text, a field's value has its control characters escaped (a newline is written `\n`,
+/// an ANSI escape `\u{1b}`), so user input logged as a field cannot forge a line or drive the
+/// terminal, and a value longer than 2048 characters is cut; colours are used only when
+/// standard error is a terminal.
+///
 /// With the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported
 /// over OTLP/HTTP under `service_name` (unless `OTEL_SERVICE_NAME` says otherwise): every
 /// `info` span, plus the request spans of [`TraceLayer`](crate::http::TraceLayer), which
@@ -47,8 +52,13 @@ pub fn init(format: Option<&str>, service_name: &str) -> Telemetry {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
+        // JSON strings escape control characters already.
         Some("json") => fmt.json().with_filter(filter()).boxed(),
-        _ => fmt.with_filter(filter()).boxed(),
+        _ => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(crate::log_fields::SafeFields)
+            .with_filter(filter())
+            .boxed(),
     };
     #[cfg(feature = "otel")]
     {

@@ -74,6 +74,7 @@ pub fn command(service: &Microservice, extra: &[Command]) -> clap::Command {
     let name = service.name().to_owned();
     let mut cli = clap::Command::new(name.clone())
         .about(format!("The {name} service"))
+        .version(service.get_version().to_owned())
         .subcommand_required(true)
         .arg_required_else_help(true)
         .arg(
@@ -83,6 +84,8 @@ pub fn command(service: &Microservice, extra: &[Command]) -> clap::Command {
                 .global(true)
                 .value_parser(["text", "json"])
                 .default_value("text")
+                // Listed after each command's own options, not among them.
+                .display_order(usize::MAX)
                 .help("Log line format"),
         );
     let mut seen = BTreeSet::new();
@@ -171,4 +174,40 @@ async fn dispatch(
 /// format; see [`telemetry::init`](crate::telemetry::init).
 pub fn init_logging(format: Option<&str>) -> crate::telemetry::Telemetry {
     crate::telemetry::init(format, "jararaca")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_services_and_the_log_format_comes_after_a_commands_options() {
+        let service = Microservice::new("tasks").version("1.2.3").controller(
+            crate::http::Controller::new("Hello", "/hello").get("/", || async { "hi" }),
+        );
+        let mut cli = command(&service, &[]);
+        assert_eq!(cli.render_version().trim(), "tasks 1.2.3");
+        let version = cli
+            .clone()
+            .try_get_matches_from(["tasks", "--version"])
+            .unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+
+        // Global options reach the subcommands when the command is built, as parsing does.
+        cli.build();
+        let server = cli.find_subcommand_mut("server").unwrap();
+        let help = server.render_help().to_string();
+        let log_format = help.find("--log-format").unwrap();
+        for option in [
+            "--host",
+            "--port",
+            "--max-connections",
+            "--gracious-shutdown-seconds",
+        ] {
+            let at = help
+                .find(option)
+                .unwrap_or_else(|| panic!("{option} in {help}"));
+            assert!(at < log_format, "{help}");
+        }
+    }
 }

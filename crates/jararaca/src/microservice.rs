@@ -86,7 +86,12 @@ impl Microservice {
         &self.name
     }
 
-    /// Sets the API version shown in the OpenAPI document.
+    /// The service's version (`0.1.0` unless [`version`](Self::version) set it).
+    pub fn get_version(&self) -> &str {
+        &self.info.version
+    }
+
+    /// Sets the service's version: shown by `--version` and in the OpenAPI document.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.info.version = version.into();
         self

@@ -89,6 +89,7 @@ async fn database(config: Arc<AppConfig>) -> Result<Db, BoxError> {
 /// The tasks service.
 pub fn service() -> Microservice {
     Microservice::new("tasks")
+        .version(env!("CARGO_PKG_VERSION"))
         .description("A tasks service: the Jararaca quick start")
         .config::<AppConfig>()
         .providers(|c| {

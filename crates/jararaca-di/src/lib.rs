@@ -79,8 +79,8 @@ pub use panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer, Panicked};
 pub use scope::{ScopeLayer, ScopeService};
 pub use trace::TraceContext;
 pub use uow::{
-    ActionErrorHandler, DefaultJudge, Judge, Outcome, Resource, ResponseFuture, UnitError,
-    UnitOfWork, UnitOfWorkLayer, UnitOfWorkService,
+    ActionErrorHandler, DefaultJudge, Judge, Outcome, Resource, ResponseFuture, UnitConflict,
+    UnitError, UnitOfWork, UnitOfWorkLayer, UnitOfWorkService,
 };
 
 /// The error type at generic tower boundaries.

@@ -120,8 +120,16 @@ impl QueryError {
             Self::Database(error) if data_exception(error).is_some() => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            _ if self.is_retryable() => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether the unit failed only because a concurrent one won: a serialization failure
+    /// (SQLSTATE `40001`) or a deadlock (`40P01`). Running the unit again may succeed; an HTTP
+    /// client is answered `409` saying so.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Database(error) if is_conflict(error))
     }
 
     /// Whether the client caused this error (a 4xx).
@@ -133,6 +141,10 @@ impl QueryError {
 /// The message of [`QueryError::Database`]: what probably went wrong, and what to check. A
 /// data exception's is meant for the client it answers.
 fn database_message(error: &sqlx::Error) -> String {
+    if is_conflict(error) {
+        return "the request conflicted with a concurrent one and was undone: send it again"
+            .to_owned();
+    }
     if let Some(what) = data_exception(error) {
         let said = match error {
             sqlx::Error::Database(database) => database.message().to_owned(),
@@ -155,6 +167,17 @@ fn database_message(error: &sqlx::Error) -> String {
             format!("database error: {error} (check that the table matches the entity's columns)")
         }
         _ => format!("database error: {error}"),
+    }
+}
+
+/// Whether the database undid the statement because a concurrent transaction won: a
+/// serialization failure (`40001`) or a deadlock (`40P01`).
+pub(crate) fn is_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => {
+            matches!(database.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
     }
 }
 

@@ -123,7 +123,7 @@ pub use query::{
     CountStrategy, DateOrderedFilter, DateOrderedInjector, KeysetPage, QueryInjector,
     QueryOperations, Select,
 };
-pub use session::{Connection, Session, SessionConnection};
+pub use session::{Connection, Isolation, Session, SessionConnection};
 pub use sql::{Dialect, Sql};
 pub use transaction::{
     NoTransaction, NoTransactionLayer, NoTransactionService, Transaction, TransactionLayer,

@@ -53,6 +53,7 @@ impl fmt::Debug for Session {
 /// The per-unit transaction state, kept as a unit-local of the [`UnitOfWork`].
 pub(crate) struct UnitTx {
     db: Db,
+    isolation: Option<Isolation>,
     autocommit: AtomicBool,
     enlisted: AtomicBool,
     slot: Arc<Mutex<Slot>>,
@@ -78,9 +79,10 @@ enum AnyTx {
 }
 
 impl UnitTx {
-    pub(crate) fn new(db: Db, autocommit: bool) -> Self {
+    pub(crate) fn new(db: Db, autocommit: bool, isolation: Option<Isolation>) -> Self {
         Self {
             db,
+            isolation,
             autocommit: AtomicBool::new(autocommit),
             enlisted: AtomicBool::new(false),
             slot: Arc::default(),
@@ -151,6 +153,20 @@ struct TxResource {
 
 impl TxResource {
     async fn finish(self, commit: bool) -> Result<(), BoxError> {
+        self.finish_inner(commit).await.map_err(|error| {
+            // A serialization failure or deadlock at commit: the unit may be run again.
+            let retryable = error
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::error::is_conflict);
+            if retryable {
+                jararaca_di::UnitConflict::new(error).into()
+            } else {
+                error
+            }
+        })
+    }
+
+    async fn finish_inner(self, commit: bool) -> Result<(), BoxError> {
         let mut slot = self.state.slot.lock().await;
         slot.finished = true;
         #[cfg(feature = "bus")]
@@ -159,7 +175,7 @@ impl TxResource {
         #[cfg(feature = "bus")]
         if commit && !outbox.is_empty() && slot.tx.is_none() {
             // The unit ran no statement but has messages: they still commit atomically.
-            slot.tx = Some(begin(&self.state.db).await?);
+            slot.tx = Some(begin(&self.state.db, self.state.isolation).await?);
         }
         let Some(tx) = slot.tx.take() else {
             // Enlisted but never begun (BEGIN failed): nothing to do.
@@ -197,12 +213,49 @@ impl TxResource {
     }
 }
 
-async fn begin(db: &Db) -> Result<AnyTx, sqlx::Error> {
+/// How isolated a unit's transaction is from concurrent ones (PostgreSQL; SQLite
+/// transactions are serializable already).
+///
+/// The default, PostgreSQL's own, is read committed: two units may both count the rows of a
+/// table and both insert, beating a limit the count was meant to hold. Under
+/// [`Isolation::Serializable`] one of them fails with a serialization failure (SQLSTATE
+/// `40001`), which [`QueryError::is_retryable`](crate::QueryError::is_retryable) recognises:
+/// a bus handler's failed unit is retried by the worker; an HTTP client is answered `409`
+/// and may send the request again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// `READ COMMITTED`: each statement sees what was committed before it began.
+    ReadCommitted,
+    /// `REPEATABLE READ`: every statement sees what was committed before the first one.
+    RepeatableRead,
+    /// `SERIALIZABLE`: the units behave as if they ran one after the other.
+    Serializable,
+}
+
+impl Isolation {
+    #[cfg(feature = "postgres")]
+    fn begin_statement(self) -> &'static str {
+        match self {
+            Self::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
+            Self::RepeatableRead => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            Self::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+}
+
+async fn begin(db: &Db, isolation: Option<Isolation>) -> Result<AnyTx, sqlx::Error> {
     Ok(match db.pool() {
         #[cfg(feature = "postgres")]
-        Pool::Postgres(p) => AnyTx::Postgres(p.begin().await?),
+        Pool::Postgres(p) => AnyTx::Postgres(match isolation {
+            Some(level) => p.begin_with(level.begin_statement()).await?,
+            None => p.begin().await?,
+        }),
         #[cfg(feature = "sqlite")]
-        Pool::Sqlite(p) => AnyTx::Sqlite(p.begin().await?),
+        Pool::Sqlite(p) => {
+            let _ = isolation;
+            AnyTx::Sqlite(p.begin().await?)
+        }
     })
 }
 
@@ -342,7 +395,7 @@ impl Session {
             // Enlist before BEGIN: a unit decided meanwhile refuses it and no transaction
             // is left dangling; a failed BEGIN leaves an empty resource that commits nothing.
             state.enlist(unit)?;
-            slot.tx = Some(begin(&state.db).await?);
+            slot.tx = Some(begin(&state.db, state.isolation).await?);
             tracing::trace!("unit of work transaction begun");
         }
         Ok(SessionConnection {

@@ -7,7 +7,7 @@ use jararaca_di::{Envelope, UnitOfWork, use_unit_of_work};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::session::{OptedOut, UnitTx};
+use crate::session::{Isolation, OptedOut, UnitTx};
 use crate::{Db, QueryError, Session};
 
 /// Gives every unit of work (HTTP request, bus delivery, scheduled tick) one database
@@ -33,6 +33,7 @@ pub struct TransactionLayer {
     db: Db,
     autocommit: bool,
     outbox: bool,
+    isolation: Option<Isolation>,
 }
 
 impl TransactionLayer {
@@ -42,6 +43,7 @@ impl TransactionLayer {
             db,
             autocommit: false,
             outbox: true,
+            isolation: None,
         }
     }
 
@@ -51,6 +53,7 @@ impl TransactionLayer {
             db,
             autocommit: true,
             outbox: true,
+            isolation: None,
         }
     }
 
@@ -64,6 +67,13 @@ impl TransactionLayer {
         self.outbox = false;
         self
     }
+
+    /// Begins every unit's transaction at `level` instead of the database's default.
+    #[must_use]
+    pub fn isolation(mut self, level: Isolation) -> Self {
+        self.isolation = Some(level);
+        self
+    }
 }
 
 impl<S> Layer<S> for TransactionLayer {
@@ -75,6 +85,7 @@ impl<S> Layer<S> for TransactionLayer {
             db: self.db.clone(),
             autocommit: self.autocommit,
             outbox: self.outbox,
+            isolation: self.isolation,
         }
     }
 }
@@ -87,6 +98,7 @@ pub struct Transaction<S> {
     autocommit: bool,
     #[cfg_attr(not(feature = "bus"), allow(dead_code))]
     outbox: bool,
+    isolation: Option<Isolation>,
 }
 
 impl<S, R> Service<R> for Transaction<S>
@@ -112,7 +124,7 @@ where
             Some(unit) => {
                 let skip = self.autocommit || req.extensions().get::<NoTransaction>().is_some();
                 // Nothing is begun here: the first statement begins the transaction.
-                let state = unit.local(|| UnitTx::new(self.db.clone(), skip));
+                let state = unit.local(|| UnitTx::new(self.db.clone(), skip, self.isolation));
                 if skip {
                     state.set_autocommit();
                 }

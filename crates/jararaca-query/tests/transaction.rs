@@ -520,3 +520,45 @@ async fn an_in_memory_database_serves_units_one_after_another() {
     })
     .await;
 }
+
+/// Under `Isolation::Serializable`, two units that both count and then insert cannot both
+/// commit: one is answered 409 (at its insert or at its commit), and only one row is kept.
+#[tokio::test]
+async fn serializable_units_that_conflict_answer_409() {
+    common::with_postgres(|db: Db| async move {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let capped = move |session: Session| {
+            let barrier = Arc::clone(&barrier);
+            async move {
+                let mut count = Sql::new();
+                count.push("SELECT count(*) FROM tasks WHERE title = 'capped'");
+                let before = session.fetch_i64(&count).await?;
+                // Both units have counted before either inserts.
+                barrier.wait().await;
+                if before > 0 {
+                    return Ok::<_, QueryError>(StatusCode::GONE);
+                }
+                CrudOperations::<Task>::on(session)
+                    .create(&Task::new("capped", 1))
+                    .await?;
+                Ok(StatusCode::CREATED)
+            }
+        };
+        let app = Router::new().route("/capped", post(capped)).layer(
+            ServiceBuilder::new().layer(UnitOfWorkLayer::new()).layer(
+                TransactionLayer::new(db.clone())
+                    .isolation(jararaca_query::Isolation::Serializable),
+            ),
+        );
+        let call = || {
+            app.clone()
+                .oneshot(Request::post("/capped").body(Body::empty()).unwrap())
+        };
+        let (first, second) = tokio::join!(call(), call());
+        let mut statuses = [first.unwrap().status(), second.unwrap().status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+        assert_eq!(count_titled(&db, "capped").await, 1);
+    })
+    .await;
+}

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use jararaca::http::{ApiError, Created, Json, NoContent, Path, Query};
 use jararaca::{Injectable, controller};
 use jararaca_query::{
-    Column, ColumnType, CrudOperations, Entity, Fields, Paginated, PaginatedFilter, QueryError,
-    QueryOperations, Session,
+    Column, ColumnType, CrudOperations, Dialect, Entity, Fields, Paginated, PaginatedFilter,
+    QueryError, QueryOperations, Session, Sql,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,9 @@ pub struct TasksController {
     config: Arc<AppConfig>,
 }
 
+/// The advisory lock creates take turns under (any number unique to this service).
+const CREATE_LOCK: i64 = 0x7461_736b_7301;
+
 /// A query's error as a handler returning `ApiError` answers it: with the query's own status
 /// and message for the client's mistakes (`ApiError`'s `?` makes every error a 500).
 fn answer(error: QueryError) -> ApiError {
@@ -98,6 +101,16 @@ impl TasksController {
         session: Session,
         Json(new): Json<CreateTask>,
     ) -> Result<Created<Task>, ApiError> {
+        // Count and insert under one lock, or concurrent creates each count the same total and
+        // together beat the cap: on PostgreSQL a transaction-scoped advisory lock (released by
+        // the commit or the rollback) makes creates take turns; SQLite writes one at a time.
+        if session.dialect() == Dialect::Postgres {
+            let mut lock = Sql::new();
+            lock.push("SELECT pg_advisory_xact_lock(")
+                .bind(CREATE_LOCK)
+                .push(")");
+            session.execute(&lock).await.map_err(answer)?;
+        }
         // A query's error keeps its own status: a title the database cannot store is a 422.
         let count = listing()
             .on(session.clone())

@@ -113,6 +113,36 @@ async fn values_postgres_cannot_store_are_422(service: jararaca::Microservice) {
     assert_eq!(listed["total"], 0, "{listed}");
 }
 
+/// 1,000 creates at once against a cap of 100 (on an empty table): exactly 100 are created,
+/// every other one is refused with 409.
+async fn the_cap_holds_under_concurrent_creates(service: jararaca::Microservice) {
+    let router = service.build().await.unwrap().router();
+    let creates = (0..1000).map(|i| {
+        let router = router.clone();
+        tokio::spawn(async move {
+            call(
+                &router,
+                "POST",
+                "/tasks",
+                Some(json!({"title": format!("task {i}")})),
+            )
+            .await
+            .0
+        })
+    });
+    let mut created = 0;
+    for create in creates.collect::<Vec<_>>() {
+        match create.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("a create answered {other}"),
+        }
+    }
+    assert_eq!(created, 100);
+    let (_, listed) = call(&router, "GET", "/tasks?page_size=1", None).await;
+    assert_eq!(listed["unpaginated_total"], 100, "{listed}");
+}
+
 #[tokio::test]
 async fn tasks_can_be_created_listed_read_updated_and_deleted_in_sqlite() {
     crud_round_trip(quickstart::service()).await;
@@ -132,12 +162,16 @@ async fn tasks_can_be_created_listed_read_updated_and_deleted_in_postgres() {
     let separator = if url.contains('?') { '&' } else { '?' };
     let database_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let outcome = tokio::spawn(async move {
-        let on_postgres = || {
-            let database_url = database_url.clone();
-            quickstart::service().providers(move |c| c.env([("DATABASE_URL", database_url)]))
+        let on_postgres = |max_tasks: &str| {
+            let vars = [
+                ("DATABASE_URL", database_url.clone()),
+                ("MAX_TASKS", max_tasks.to_owned()),
+            ];
+            quickstart::service().providers(move |c| c.env(vars))
         };
-        crud_round_trip(on_postgres()).await;
-        values_postgres_cannot_store_are_422(on_postgres()).await;
+        crud_round_trip(on_postgres("1000")).await;
+        values_postgres_cannot_store_are_422(on_postgres("1000")).await;
+        the_cap_holds_under_concurrent_creates(on_postgres("100")).await;
     })
     .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))

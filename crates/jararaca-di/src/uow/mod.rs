@@ -39,7 +39,7 @@ use tokio::task::futures::TaskLocalFuture;
 
 pub use future::ResponseFuture;
 pub use layer::{ActionErrorHandler, UnitOfWorkLayer, UnitOfWorkService};
-pub use outcome::{DefaultJudge, Judge, Outcome};
+pub use outcome::{DefaultJudge, Judge, Outcome, UnitConflict};
 
 use crate::ambient::UNIT;
 use crate::{BoxError, TraceContext, UnitKind};
@@ -275,8 +275,14 @@ impl Finish {
         while let Some(resource) = resources.next() {
             let name = resource.name();
             if let Err(error) = resource.commit().await {
-                tracing::error!(resource = %name, %error, "commit failed; the unit of work fails");
                 rollback_all(resources.collect()).await;
+                // A conflict is the outcome of a race, not a fault: it keeps its type, so the
+                // unit's failure can say so (409 for HTTP).
+                if error.is::<UnitConflict>() {
+                    tracing::info!(resource = %name, %error, "commit conflicted; the unit of work is undone");
+                    return Err(error);
+                }
+                tracing::error!(resource = %name, %error, "commit failed; the unit of work fails");
                 return Err(format!("committing {name} failed: {error}").into());
             }
         }

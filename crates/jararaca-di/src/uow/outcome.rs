@@ -2,6 +2,39 @@ use std::convert::Infallible;
 
 use crate::BoxError;
 
+/// A resource could not commit because a concurrent unit of work won (a database's
+/// serialization failure or deadlock): nothing of the unit was kept, and running it again may
+/// succeed. A resource returns it from [`Resource::commit`](crate::Resource::commit) so that
+/// the unit's failure says so: an HTTP unit is answered `409 Conflict` instead of `500`, and
+/// a bus handler's failure is retried by the worker like any other.
+#[derive(Debug, thiserror::Error)]
+#[error("the unit of work conflicted with a concurrent one and was undone: {source}")]
+pub struct UnitConflict {
+    #[source]
+    source: BoxError,
+}
+
+impl UnitConflict {
+    /// The conflict `source` reported.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+/// Whether `error`, or an error it was caused by, is a [`UnitConflict`].
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<UnitConflict>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// What a unit of work's service returns, judged and, when a commit fails or the handler
 /// panics, turned into a failure.
 ///
@@ -35,10 +68,21 @@ where
         }
     }
 
-    fn failure(_error: BoxError) -> Self {
+    fn failure(error: BoxError) -> Self {
         // The cause is logged where it happened; the client learns nothing internal.
-        let mut response = http::Response::new(B::from(r#"{"detail":"Internal Server Error"}"#));
-        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        let (status, body) = if is_conflict(&*error) {
+            (
+                http::StatusCode::CONFLICT,
+                r#"{"detail":"the request conflicted with a concurrent one and was undone: send it again"}"#,
+            )
+        } else {
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"detail":"Internal Server Error"}"#,
+            )
+        };
+        let mut response = http::Response::new(B::from(body));
+        *response.status_mut() = status;
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),

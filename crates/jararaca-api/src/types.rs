@@ -13,6 +13,29 @@ pub struct TypeInfo {
     schema: fn(&mut SchemaGenerator) -> Schema,
     ts_name: fn(&ts_rs::Config) -> String,
     ts_declarations: fn(&ts_rs::Config, &mut BTreeMap<String, String>),
+    ts_types: fn(&ts_rs::Config, &mut TsCollector),
+}
+
+/// The TypeScript declaration of one named type, as ts-rs writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsDeclaration {
+    /// Its TypeScript name without generics (`Paginated`).
+    pub ident: String,
+    /// The Rust type it is declared from, generics erased (for telling apart two types that
+    /// would have the same TypeScript name).
+    pub rust_name: &'static str,
+    /// The declaration: `type Paginated<T> = { … };` or `enum Priority { … }`.
+    pub decl: String,
+    /// The type's doc comment, if any.
+    pub docs: Option<String>,
+}
+
+/// Collects declarations while walking types; `seen` holds every full type already walked so
+/// that recursive types terminate and every instantiation still reveals its arguments.
+#[derive(Debug, Default)]
+pub(crate) struct TsCollector {
+    seen: std::collections::BTreeSet<&'static str>,
+    declarations: BTreeMap<&'static str, TsDeclaration>,
 }
 
 impl fmt::Debug for TypeInfo {
@@ -29,6 +52,7 @@ impl TypeInfo {
             schema: |generator| generator.subschema_for::<T>(),
             ts_name: |cfg| T::name(cfg),
             ts_declarations: collect_declarations::<T>,
+            ts_types: collect_types::<T>,
         }
     }
 
@@ -51,6 +75,47 @@ impl TypeInfo {
     pub fn ts_declarations(&self, cfg: &ts_rs::Config, out: &mut BTreeMap<String, String>) {
         (self.ts_declarations)(cfg, out)
     }
+}
+
+impl TypeInfo {
+    /// The declarations of every named type this type refers to (itself included), each
+    /// once, keyed by the Rust type it is declared from: unlike
+    /// [`ts_declarations`](Self::ts_declarations), two types with the same TypeScript name
+    /// stay apart, and every instantiation of a generic type is walked.
+    pub fn ts_types(&self, cfg: &ts_rs::Config) -> Vec<TsDeclaration> {
+        let mut collector = TsCollector::default();
+        (self.ts_types)(cfg, &mut collector);
+        collector.declarations.into_values().collect()
+    }
+}
+
+fn collect_types<T: TS + 'static + ?Sized>(cfg: &ts_rs::Config, out: &mut TsCollector) {
+    struct Visitor<'a> {
+        cfg: &'a ts_rs::Config,
+        out: &'a mut TsCollector,
+    }
+    impl ts_rs::TypeVisitor for Visitor<'_> {
+        fn visit<U: TS + 'static + ?Sized>(&mut self) {
+            collect_types::<U>(self.cfg, self.out);
+        }
+    }
+    if !out.seen.insert(std::any::type_name::<T>()) {
+        return;
+    }
+    if T::output_path().is_some() {
+        let rust_name = std::any::type_name::<T::WithoutGenerics>();
+        out.declarations
+            .entry(rust_name)
+            .or_insert_with(|| TsDeclaration {
+                ident: <T::WithoutGenerics as TS>::ident(cfg),
+                rust_name,
+                decl: <T::WithoutGenerics as TS>::decl(cfg),
+                docs: <T::WithoutGenerics as TS>::docs(),
+            });
+    }
+    let mut visitor = Visitor { cfg, out };
+    T::visit_dependencies(&mut visitor);
+    T::visit_generics(&mut visitor);
 }
 
 fn collect_declarations<T: TS + 'static + ?Sized>(

@@ -337,12 +337,18 @@ fn build_method(p: &Pending, types: &Types) -> Result<Method, TsGenError> {
         (None, true) => Ty::Ref("string".into(), Vec::new()),
         (None, false) => Ty::Ref("void".into(), Vec::new()),
     };
-    if route.hooks.infinite_query
-        && !matches!(&returns, Ty::Ref(name, args) if name == "Paginated" && args.len() == 1)
-    {
+    // The infinite-query hook stops paging when a page has fewer than `pageSize` items.
+    let paged = types.members(&returns).is_some_and(|members| {
+        ["items", "total"].iter().all(|field| {
+            members
+                .iter()
+                .any(|m| matches!(&m.kind, MemberKind::Prop { key, .. } if key == field))
+        })
+    });
+    if route.hooks.infinite_query && !paged {
         return Err(route_error(
             route,
-            "an infinite query must return `Paginated<…>`",
+            "an infinite query must return a page with `items` and `total` (a `Paginated<…>`)",
         ));
     }
     Ok(Method {

@@ -47,6 +47,31 @@ pub const VITE: &[&str] = &[
     "--noUncheckedSideEffectImports",
 ];
 
+/// The Vite flags and the strictest others: `exactOptionalPropertyTypes`,
+/// `noUncheckedIndexedAccess`, `noImplicitOverride`, `noPropertyAccessFromIndexSignature`.
+pub const MAX: &[&str] = &[
+    "--noEmit",
+    "--strict",
+    "--target",
+    "ES2022",
+    "--lib",
+    "ES2022,DOM,DOM.Iterable",
+    "--module",
+    "ESNext",
+    "--moduleResolution",
+    "bundler",
+    "--skipLibCheck",
+    "--allowImportingTsExtensions",
+    "--verbatimModuleSyntax",
+    "--erasableSyntaxOnly",
+    "--noUnusedLocals",
+    "--noUnusedParameters",
+    "--exactOptionalPropertyTypes",
+    "--noUncheckedIndexedAccess",
+    "--noImplicitOverride",
+    "--noPropertyAccessFromIndexSignature",
+];
+
 /// The npm packages of `crates/jararaca-tsgen/ts`, installed.
 #[derive(Debug, Clone)]
 pub struct TypeScript {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use jararaca_testing::typescript::{STRICT, VITE, typescript};
+use jararaca_testing::typescript::{MAX, STRICT, VITE, typescript};
 
 #[test]
 fn the_fixture_client_compiles_under_strict_and_vite_flags() {
@@ -24,6 +24,8 @@ fn the_fixture_client_compiles_under_strict_and_vite_flags() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     ts.tsc(&dir, VITE, &["fixture.ts", "fixture_app.ts"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    ts.tsc(&dir, MAX, &["fixture.ts", "fixture_app.ts"])
         .unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(dir);
 }

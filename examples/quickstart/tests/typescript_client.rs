@@ -3,7 +3,7 @@
 //! running service.
 
 use jararaca::prelude::*;
-use jararaca_testing::typescript::{STRICT, VITE, typescript};
+use jararaca_testing::typescript::{MAX, STRICT, VITE, typescript};
 
 /// The ts-rs way: `cargo test` keeps `client/tasks.ts` up to date.
 #[test]
@@ -25,6 +25,7 @@ fn the_client_compiles_under_strict_and_vite_flags() {
     ts.tsc(&dir, STRICT, &files)
         .unwrap_or_else(|e| panic!("{e}"));
     ts.tsc(&dir, VITE, &files).unwrap_or_else(|e| panic!("{e}"));
+    ts.tsc(&dir, MAX, &files).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(dir);
 }
 

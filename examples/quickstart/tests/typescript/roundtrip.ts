@@ -16,7 +16,9 @@ function check(condition: boolean, what: string): void {
 
 async function main(): Promise<void> {
   const baseURL = process.env["BASE_URL"];
-  check(baseURL !== undefined, "BASE_URL is set");
+  if (baseURL === undefined) {
+    throw new Error("BASE_URL is not set");
+  }
   const http = axios.create({ baseURL });
   setupAxiosCasesTransformerInterceptors(http);
   const tasks = new TasksController(createAxiosHttpBackend(http));

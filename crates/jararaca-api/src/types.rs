@@ -12,7 +12,6 @@ pub struct TypeInfo {
     rust_name: fn() -> &'static str,
     schema: fn(&mut SchemaGenerator) -> Schema,
     ts_name: fn(&ts_rs::Config) -> String,
-    ts_declarations: fn(&ts_rs::Config, &mut BTreeMap<String, String>),
     ts_types: fn(&ts_rs::Config, &mut TsCollector),
 }
 
@@ -51,7 +50,6 @@ impl TypeInfo {
             rust_name: std::any::type_name::<T>,
             schema: |generator| generator.subschema_for::<T>(),
             ts_name: |cfg| T::name(cfg),
-            ts_declarations: collect_declarations::<T>,
             ts_types: collect_types::<T>,
         }
     }
@@ -73,7 +71,9 @@ impl TypeInfo {
 
     /// Adds the TypeScript declarations of the type and everything it refers to, by name.
     pub fn ts_declarations(&self, cfg: &ts_rs::Config, out: &mut BTreeMap<String, String>) {
-        (self.ts_declarations)(cfg, out)
+        for declaration in self.ts_types(cfg) {
+            out.entry(declaration.ident).or_insert(declaration.decl);
+        }
     }
 }
 
@@ -118,28 +118,37 @@ fn collect_types<T: TS + 'static + ?Sized>(cfg: &ts_rs::Config, out: &mut TsColl
     T::visit_generics(&mut visitor);
 }
 
-fn collect_declarations<T: TS + 'static + ?Sized>(
-    cfg: &ts_rs::Config,
-    out: &mut BTreeMap<String, String>,
-) {
-    struct Visitor<'a> {
-        cfg: &'a ts_rs::Config,
-        out: &'a mut BTreeMap<String, String>,
+#[cfg(test)]
+#[allow(dead_code)]
+mod tests {
+    use super::*;
+
+    #[derive(JsonSchema, TS)]
+    struct Page<T> {
+        items: Vec<T>,
     }
-    impl ts_rs::TypeVisitor for Visitor<'_> {
-        fn visit<U: TS + 'static + ?Sized>(&mut self) {
-            collect_declarations::<U>(self.cfg, self.out);
-        }
+
+    #[derive(JsonSchema, TS)]
+    struct A {
+        b: Page<B>,
+        c: Page<C>,
+        next: Option<Box<A>>,
     }
-    // Only derived types have a declaration (and an output path); built-ins are inlined.
-    if T::output_path().is_some() {
-        let ident = <T::WithoutGenerics as TS>::ident(cfg);
-        if out.contains_key(&ident) {
-            return;
-        }
-        out.insert(ident, <T::WithoutGenerics as TS>::decl(cfg));
+
+    #[derive(JsonSchema, TS)]
+    struct B;
+
+    #[derive(JsonSchema, TS)]
+    struct C;
+
+    #[test]
+    fn every_instantiation_and_recursive_type_is_walked_once() {
+        let found = TypeInfo::of::<Option<Vec<A>>>().ts_types(&ts_rs::Config::default());
+        let mut idents: Vec<&str> = found.iter().map(|d| d.ident.as_str()).collect();
+        idents.sort();
+        assert_eq!(idents, ["A", "B", "C", "Page"]);
+        let mut by_name = BTreeMap::new();
+        TypeInfo::of::<A>().ts_declarations(&ts_rs::Config::default(), &mut by_name);
+        assert!(by_name.contains_key("C"), "{by_name:?}");
     }
-    let mut visitor = Visitor { cfg, out };
-    T::visit_dependencies(&mut visitor);
-    T::visit_generics(&mut visitor);
 }

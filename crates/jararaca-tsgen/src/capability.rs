@@ -2,11 +2,13 @@
 
 use clap::{Arg, ArgAction, ArgMatches};
 use futures_util::future::BoxFuture;
-use jararaca_api::ApiDescription;
+use jararaca_api::{ApiDescription, TypeInfo};
 use jararaca_di::{
     BoxError, BuildContext, Capabilities, Capability, CommandSpec, Contribution, Part, Role, Stop,
     ToolContext,
 };
+use schemars::JsonSchema;
+use ts_rs::TS;
 
 use crate::{Options, TsGenError};
 
@@ -31,6 +33,7 @@ use crate::{Options, TsGenError};
 #[derive(Debug, Clone, Default)]
 pub struct TypeScript {
     options: Options,
+    exposed: Vec<TypeInfo>,
 }
 
 impl TypeScript {
@@ -42,6 +45,13 @@ impl TypeScript {
     /// Generates with `options`.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Exports `T` although no route mentions it (the reference's `ExposeType`): a bus
+    /// message, a type the front end builds itself.
+    pub fn expose<T: JsonSchema + TS + 'static>(mut self) -> Self {
+        self.exposed.push(TypeInfo::of::<T>());
         self
     }
 }
@@ -141,6 +151,10 @@ impl Capability for TypeScript {
 
     fn commands(&self) -> Vec<CommandSpec> {
         vec![CommandSpec::tool(gen_tsi_command())]
+    }
+
+    fn describe(&self, api: &mut ApiDescription) {
+        api.exposed_types.extend(self.exposed.iter().copied());
     }
 
     fn build(

@@ -67,10 +67,16 @@ struct Paged {
     page: u32,
 }
 
+/// A bus message no route mentions.
+#[derive(Serialize, Deserialize, JsonSchema, TS)]
+struct NoteAdded {
+    note_id: u32,
+}
+
 fn service() -> Microservice {
     Microservice::new("notes")
         .controller(Controller::new("NotesController", "/notes").post("/", add))
-        .with(TypeScript::new())
+        .with(TypeScript::new().expose::<NoteAdded>())
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -107,6 +113,10 @@ async fn gen_tsi_writes_the_client_and_runs_the_post_process_command() {
         "{ts}"
     );
     assert!(ts.contains("  noteText: string;"), "{ts}");
+    assert!(
+        ts.contains("export interface NoteAdded {\n  noteId: number;\n}"),
+        "{ts}"
+    );
     assert_eq!(std::fs::read_to_string(format!("{file}.copy")).unwrap(), ts);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -26,7 +26,7 @@ pub enum Written {
 /// # fn service() -> jararaca_api::ApiDescription { unimplemented!() }
 /// #[test]
 /// fn the_typescript_client_is_up_to_date() {
-///     jararaca_tsgen::export(&service(), "client/api.ts").unwrap();
+///     jararaca_tsgen::export(&service(), "client/api.ts").unwrap_or_else(|e| panic!("{e}"));
 /// }
 /// ```
 pub fn export(api: &ApiDescription, path: impl AsRef<Path>) -> Result<Written, TsGenError> {

@@ -6,7 +6,7 @@ mod common;
 #[test]
 fn the_fixture_client_matches_its_golden_file() {
     let api = common::fixture();
-    jararaca_tsgen::export(&api, "tests/golden/fixture.ts").unwrap();
+    jararaca_tsgen::export(&api, "tests/golden/fixture.ts").unwrap_or_else(|e| panic!("{e}"));
     let ts = jararaca_tsgen::generate(&api).unwrap();
     assert_eq!(ts, jararaca_tsgen::generate(&api).unwrap(), "deterministic");
     assert!(!ts.contains("@ts-nocheck"));

@@ -8,7 +8,8 @@ use jararaca_testing::typescript::{MAX, STRICT, VITE, typescript};
 /// The ts-rs way: `cargo test` keeps `client/tasks.ts` up to date.
 #[test]
 fn the_typescript_client_is_up_to_date() {
-    jararaca::tsgen::export(&quickstart::service().api(), "client/tasks.ts").unwrap();
+    jararaca::tsgen::export(&quickstart::service().api(), "client/tasks.ts")
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn client() -> String {

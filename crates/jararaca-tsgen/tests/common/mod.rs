@@ -105,6 +105,34 @@ pub struct Notice {
     pub text: String,
 }
 
+/// An externally tagged enum with data.
+#[derive(JsonSchema, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    Circle { radius: f64 },
+    Square(f64),
+    Empty,
+}
+
+/// An internally tagged enum.
+#[derive(JsonSchema, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Scheduled { cron_expression: String },
+}
+
+/// Free-form and keyed values, tagged enums and a flattened struct.
+#[derive(JsonSchema, TS)]
+pub struct Settings {
+    pub extra: serde_json::Value,
+    pub labels: std::collections::HashMap<String, String>,
+    pub shape: Shape,
+    pub trigger: Trigger,
+    #[serde(flatten)]
+    pub paging: PaginatedFilter,
+}
+
 /// A bus message, exported on purpose.
 #[derive(JsonSchema, TS)]
 pub struct TaskArchived {
@@ -207,6 +235,17 @@ pub fn fixture() -> ApiDescription {
         c,
     );
     r.params.push(param::<(u64, u64)>(ParamLocation::Path));
+    api.routes.push(r);
+
+    let mut r = route(
+        http::Method::PATCH,
+        "/api/v1/settings",
+        "update_settings",
+        c,
+    );
+    r.body = Some(TypeInfo::of::<Settings>());
+    r.responses.push(ok::<Settings>());
+    r.hooks.mutation = true;
     api.routes.push(r);
 
     let p = "ProjectsController";

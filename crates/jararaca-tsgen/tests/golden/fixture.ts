@@ -72,6 +72,10 @@ export interface FilterModel {
 /** A filter value: one string or a list (`isAnyOf`). */
 export type FilterValue = string | Array<string>;
 
+export type JsonValue = number | string | boolean | Array<JsonValue> | {
+  [key in string]: JsonValue;
+} | null;
+
 /** Path parameters by name. */
 export interface MemberPath {
   projectId: number;
@@ -140,6 +144,33 @@ export interface Search {
   default?: boolean;
 }
 
+/** Free-form and keyed values, tagged enums and a flattened struct. */
+export interface Settings {
+  extra: JsonValue;
+  labels: {
+    [key in string]: string;
+  };
+  shape: Shape;
+  trigger: Trigger;
+  /** The page, from 0. */
+  page?: number;
+  /** Items per page, 1 to the maximum (100). */
+  pageSize?: number;
+  /** Sort rules, applied in order. */
+  sortModels?: Array<SortModel>;
+  /** Filter rules, all of which must hold. */
+  filterModels?: Array<FilterModel>;
+}
+
+/** An externally tagged enum with data. */
+export type Shape = {
+  circle: {
+    radius: number;
+  };
+} | {
+  square: number;
+} | "empty";
+
 /** One sort rule: `{"field", "direction"}` (MUI DataGrid's sort model). */
 export interface SortModel {
   /** A field name from the whitelist. */
@@ -180,6 +211,14 @@ export interface TaskChanged {
   taskId: number;
   status: Status;
 }
+
+/** An internally tagged enum. */
+export type Trigger = {
+  kind: "manual";
+} | {
+  kind: "scheduled";
+  cronExpression: string;
+};
 
 export class ProjectsController extends HttpService {
   async getClass(class_: string): Promise<Category> {
@@ -281,10 +320,21 @@ export class TasksController extends HttpService {
       body: undefined,
     });
   }
+
+  async updateSettings(body: Settings): Promise<Settings> {
+    return await this.httpBackend.request<Settings>({
+      method: "PATCH",
+      path: "/api/v1/settings",
+      pathParams: {},
+      headers: {},
+      query: {},
+      body: body,
+    });
+  }
 }
 
 export const tasksController = {
   ...createClassQueryHooks(TasksController, "getTask", "listTasks", "searchTasks"),
   ...createClassInfiniteQueryHooks(TasksController, { "listTasks": paginationModelByFirstArgPaginationFilter() }),
-  ...createClassMutationHooks(TasksController, "createTask", "delete"),
+  ...createClassMutationHooks(TasksController, "createTask", "delete", "updateSettings"),
 };

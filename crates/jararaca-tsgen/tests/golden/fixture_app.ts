@@ -33,6 +33,14 @@ export async function calls(): Promise<string> {
   await tasks.getTask(created.id, "request-1");
   await tasks.linkTasks(1, 2);
   await tasks.delete(revision.value.id);
+  const settings = await tasks.updateSettings({
+    extra: { any: [1, "two", null] },
+    labels: { team: "core" },
+    shape: { circle: { radius: 2 } },
+    trigger: { kind: "scheduled", cronExpression: "0 * * * *" },
+    pageSize: 5,
+  });
+  await tasks.updateSettings({ ...settings, shape: "empty", trigger: { kind: "manual" } });
   const category = await projects.getClass("math");
   const member: string = await projects.getMember(1, "ana");
   const line: string = page.items[0]?.line_1 ?? category.name;

@@ -31,10 +31,10 @@ mod types;
 
 pub use description::{ApiDescription, ApiInfo, WebSocketMessageMeta};
 pub use route::{
-    ErrorBody, HandlerMeta, ParamLocation, ParamsMeta, ResponseMeta, RouteInput, RouteMeta,
-    RouteOutput, describe_error_response,
+    ClientHooks, ErrorBody, HandlerMeta, ParamLocation, ParamsMeta, ResponseMeta, RouteInput,
+    RouteMeta, RouteOutput, describe_error_response,
 };
-pub use types::TypeInfo;
+pub use types::{TsDeclaration, TypeInfo};
 
 /// JSON Schema for API types; derive `schemars::JsonSchema` on them.
 pub use schemars;

@@ -62,6 +62,23 @@ pub struct RouteMeta {
     pub body: Option<TypeInfo>,
     /// The documented responses.
     pub responses: Vec<ResponseMeta>,
+    /// The react-query hooks a generated TypeScript client offers for the route.
+    pub hooks: ClientHooks,
+}
+
+/// The react-query hooks a generated TypeScript client offers for a route (the reference's
+/// `QueryEndpoint` and `MutationEndpoint` marks): `use<Method>` through `@jararaca/core`'s
+/// `createClassQueryHooks` / `createClassMutationHooks`, and `use<Method>Infinite` through
+/// `createClassInfiniteQueryHooks` for a paginated list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientHooks {
+    /// A query hook (a read the client caches).
+    pub query: bool,
+    /// An infinite-query hook: the route takes a `PaginatedFilter`-like query first and
+    /// returns a `Paginated` page.
+    pub infinite_query: bool,
+    /// A mutation hook (a write).
+    pub mutation: bool,
 }
 
 impl RouteMeta {
@@ -76,6 +93,7 @@ impl RouteMeta {
             params: Vec::new(),
             body: None,
             responses: Vec::new(),
+            hooks: ClientHooks::default(),
         }
     }
 

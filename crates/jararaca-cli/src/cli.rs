@@ -25,6 +25,8 @@ pub enum Command {
     /// Inspect and repair the dead-letter queue (`dlq`): stats, list, requeue, purge.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Regenerate the service's TypeScript client (its `gen-tsi`), with --watch on every change.
+    GenTsi(crate::gen_tsi::GenTsi),
 }
 
 /// `jararaca gen-entity ENTITY_NAME FILE_PATH [--force]`.
@@ -76,6 +78,7 @@ impl Cli {
                 Ok(())
             }
             Command::Dlq(command) => command.run(out, confirm),
+            Command::GenTsi(command) => command.run(report),
         }
     }
 }

@@ -10,6 +10,9 @@
 //! `jararaca dlq stats|list|requeue|purge` inspects and repairs the dead-letter queue that
 //! services share with Python jararaca (`dlq`), with the reference's options.
 //!
+//! `jararaca gen-tsi FILE_PATH --watch` rebuilds the service in the current folder and runs its
+//! own `gen-tsi` (`cargo run -- gen-tsi FILE_PATH`) on every change under `src` (`gen_tsi`).
+//!
 //! The same is available as a library:
 //!
 //! ```
@@ -25,6 +28,7 @@
 pub mod cli;
 pub mod dlq;
 mod entity;
+pub mod gen_tsi;
 mod names;
 
 pub use entity::{Output, next_steps, render_entity};
@@ -62,6 +66,10 @@ pub enum Error {
         /// The question that could not be asked.
         question: String,
     },
+
+    /// A command this tool runs failed, or cannot run as asked.
+    #[error("{0}")]
+    Command(String),
 
     /// Reading or writing a file failed.
     #[error("cannot write {}: {source}", path.display())]

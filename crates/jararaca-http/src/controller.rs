@@ -135,6 +135,30 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
         self
     }
 
+    /// Offers the route as a react-query query hook (`use<Method>`) in the generated
+    /// TypeScript client (the reference's `QueryEndpoint`); `#[get("/", query)]` with the
+    /// macro.
+    pub fn query_hook(mut self) -> Self {
+        self.meta.hooks.query = true;
+        self
+    }
+
+    /// Offers the route as an infinite-query hook (`use<Method>Infinite`) that pages through
+    /// its `PaginatedFilter` query (the reference's `QueryEndpoint(has_infinite_query=True)`);
+    /// `#[get("/", infinite_query)]` with the macro.
+    pub fn infinite_query_hook(mut self) -> Self {
+        self.meta.hooks.infinite_query = true;
+        self
+    }
+
+    /// Offers the route as a react-query mutation hook (`use<Method>`) in the generated
+    /// TypeScript client (the reference's `MutationEndpoint`); `#[post("/", mutation)]` with
+    /// the macro.
+    pub fn mutation_hook(mut self) -> Self {
+        self.meta.hooks.mutation = true;
+        self
+    }
+
     /// Wraps this route's handler in a tower layer (a per-route interceptor).
     pub fn layer<L: RouteLayer>(mut self, layer: L) -> Self {
         self.method_router = layer.wrap_method_router(self.method_router);

@@ -15,6 +15,8 @@ struct Args {
     name: Option<LitStr>,
     summary: Option<LitStr>,
     layers: Vec<Expr>,
+    /// `query`, `infinite_query`, `mutation`: the TypeScript client's hooks for the route.
+    hooks: Vec<syn::Ident>,
 }
 
 impl Parse for Args {
@@ -25,6 +27,7 @@ impl Parse for Args {
             name: None,
             summary: None,
             layers: Vec::new(),
+            hooks: Vec::new(),
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -32,6 +35,14 @@ impl Parse for Args {
                 break;
             }
             let key: syn::Ident = input.parse()?;
+            if matches!(
+                key.to_string().as_str(),
+                "query" | "infinite_query" | "mutation"
+            ) && !input.peek(Token![=])
+            {
+                args.hooks.push(key);
+                continue;
+            }
             input.parse::<Token![=]>()?;
             match key.to_string().as_str() {
                 "name" => args.name = Some(input.parse()?),
@@ -40,7 +51,9 @@ impl Parse for Args {
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown option `{other}`: expected `name`, `summary` or `layer`"),
+                        format!(
+                            "unknown option `{other}`: expected `name`, `summary`, `layer`, `query`, `infinite_query` or `mutation`"
+                        ),
                     ));
                 }
             }
@@ -55,6 +68,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         return Err(syn::Error::new(
             args.path.span(),
             "`summary` is a route option",
+        ));
+    }
+    if let Some(hook) = args.hooks.first() {
+        return Err(syn::Error::new(
+            hook.span(),
+            format!("`{hook}` is a route option"),
         ));
     }
     let mut block: ItemImpl = syn::parse2(item)?;
@@ -167,10 +186,12 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
     };
     let summary = args.summary.as_ref().map(|s| quote!(.summary(#s)));
     let layers = &args.layers;
+    let hooks = args.hooks.iter().map(|hook| format_ident!("{}_hook", hook));
     Ok(quote! {
         #http::Route::#method_ident(#path, #handler)
             .name(#name)
             #summary
+            #(.#hooks())*
             #(.layer(#layers))*
     })
 }

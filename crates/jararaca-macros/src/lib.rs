@@ -94,7 +94,9 @@ pub fn derive_injectable(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Controller options: `name = "…"` (default: the type's name), `layer = expr` (repeatable).
-/// Route options: `name`, `summary`, `layer` (repeatable).
+/// Route options: `name`, `summary`, `layer` (repeatable), and the TypeScript client's
+/// react-query hooks for the route: `query`, `infinite_query`, `mutation` (bare words, e.g.
+/// `#[get("/", query, infinite_query)]`, for `Route::query_hook()` and the like).
 #[proc_macro_attribute]
 pub fn controller(args: TokenStream, item: TokenStream) -> TokenStream {
     match controller::expand(args.into(), item.into()) {

@@ -19,6 +19,9 @@ mod rabbitmq;
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::RabbitNamespace;
 
+#[cfg(feature = "typescript")]
+pub mod typescript;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,6 +5,8 @@
 //! * HTTP: `server` (`--host`/`HOST`, default `0.0.0.0`; `--port`/`PORT`, default `8000`)
 //!   and `openapi` (prints the OpenAPI document, or writes it to `--output`);
 //! * the bus (feature `bus`): `worker` and `declare`;
+//! * the TypeScript client (feature `tsgen`, with `jararaca::tsgen::TypeScript` given to the
+//!   service): `gen-tsi FILE_PATH` (`--stdout`, `--post-process "cmd {file}"`);
 //! * commands a service adds itself with [`Microservice::command`].
 //!
 //! A role command (`server`, `worker`, …) builds the service for that role, runs the startup

@@ -79,6 +79,10 @@ pub use jararaca_macros::{Injectable, controller};
 /// transports and layers; `#[rest_client]` declares one.
 #[cfg(feature = "rpc")]
 pub use jararaca_rpc as rpc;
+/// The TypeScript client (`jararaca-tsgen`, feature `tsgen`): `generate`, `export` for a
+/// one-line `#[test]`, and the `TypeScript` capability that adds `gen-tsi`.
+#[cfg(feature = "tsgen")]
+pub use jararaca_tsgen as tsgen;
 pub use microservice::{AppBuildError, Microservice};
 
 /// The extension traits that give a built [`App`] its capabilities' accessors

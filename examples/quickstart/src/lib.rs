@@ -101,6 +101,8 @@ pub fn service() -> Microservice {
         })
         .controller(TasksController::controller())
         .controller(events::worker())
+        // `gen-tsi FILE_PATH`: the TypeScript client (the tests keep `client/tasks.ts`).
+        .with(jararaca::tsgen::TypeScript::new())
         // One stack, given once, around every route and every message handler.
         .interceptor_with(|c| {
             Ok(ServiceBuilder::new()

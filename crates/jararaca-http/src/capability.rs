@@ -19,19 +19,28 @@ use jararaca_di::{
 };
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
+use tower::util::MapResponseLayer;
 
 use crate::{CatchPanicLayer, Controller, TraceLayer, openapi};
 
 type RouterFn = Box<dyn FnOnce(Router) -> Router + Send>;
 
-/// What every route runs in, from the outside in: the request span and request id, the unit
-/// of work, the DI scope, the service's interceptors, the catch-panic layer.
+/// Gives a bodiless 404 or 405 its documented error body.
+pub(crate) type ErrorBodyLayer =
+    MapResponseLayer<fn(axum::response::Response) -> axum::response::Response>;
+
+/// What every route runs in, from the outside in: the error body of a bodiless 405, the
+/// request span and request id, the unit of work, the DI scope, the service's interceptors,
+/// the catch-panic layer.
 pub(crate) type UnitStack = ServiceBuilder<
     Stack<
         CatchPanicLayer,
         Stack<
             InterceptLayer<axum::extract::Request>,
-            Stack<ScopeLayer, Stack<UnitOfWorkLayer, Stack<TraceLayer, Identity>>>,
+            Stack<
+                ScopeLayer,
+                Stack<UnitOfWorkLayer, Stack<TraceLayer, Stack<ErrorBodyLayer, Identity>>>,
+            >,
         >,
     >,
 >;
@@ -240,6 +249,10 @@ impl Http {
         check_routes(self.controllers.iter().flat_map(Controller::routes))?;
         // The panic is caught inside the unit of work, so it is a failed unit that rolls back.
         let stack = ServiceBuilder::new()
+            // A 405 the method router answers with no body gets the documented error body.
+            .layer(ErrorBodyLayer::new(
+                crate::error::with_error_body as fn(axum::response::Response) -> _,
+            ))
             .layer(self.trace)
             .layer(UnitOfWorkLayer::new())
             .layer(ScopeLayer::new(cx.container.clone()))
@@ -260,7 +273,8 @@ impl Http {
                 }),
             )
             .merge(crate::docs_router(&cx.description.info.title))
-            .merge(crate::health_router(cx.readiness.clone(), cx.container));
+            .merge(crate::health_router(cx.readiness.clone(), cx.container))
+            .fallback(|| async { crate::ApiError::new(http::StatusCode::NOT_FOUND, "Not Found") });
         let router = match self.router_factory {
             Some(factory) => factory(router),
             None => router,

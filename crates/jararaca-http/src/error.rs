@@ -141,6 +141,29 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for ApiError {
     }
 }
 
+/// An error answer the router made with no body (404 for no route, 405 for a route without
+/// the method) given the documented `{"detail": …}` body, its other headers (`Allow`) kept.
+pub(crate) fn with_error_body(response: Response) -> Response {
+    use axum::body::HttpBody as _;
+    let status = response.status();
+    let detail = match status {
+        StatusCode::NOT_FOUND => "Not Found",
+        StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed",
+        _ => return response,
+    };
+    if response.body().size_hint().exact() != Some(0) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let body = serde_json::json!({ "detail": detail }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(source) = &self.source {

@@ -433,15 +433,18 @@ async fn a_wrong_method_is_a_unit_of_work_and_an_unknown_path_is_not() {
         .interceptor(count_layer(Arc::clone(&count))))
     .await;
     let wrong_method = Request::delete("/items/1").body(Body::empty()).unwrap();
-    let (status, headers, _) = call(&router, wrong_method).await;
+    let (status, headers, body) = call(&router, wrong_method).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(headers["allow"], "GET,HEAD");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body, serde_json::json!({"detail": "Method Not Allowed"}));
     assert_eq!(headers["x-request-id"].len(), 32);
     assert_eq!(headers["traceparent"].len(), 55);
     assert_eq!(count.load(Ordering::SeqCst), 1, "the 405 is intercepted");
 
-    let (status, headers, _) = call(&router, get("/nowhere")).await;
+    let (status, headers, body) = call(&router, get("/nowhere")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, serde_json::json!({"detail": "Not Found"}));
     assert!(!headers.contains_key("x-request-id"), "{headers:?}");
     assert!(!headers.contains_key("traceparent"), "{headers:?}");
     let (status, _, _) = call(&router, get("/health/live")).await;

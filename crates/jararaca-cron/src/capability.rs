@@ -270,3 +270,72 @@ impl Part for SchedulerPart {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jararaca_di::{Capabilities, Container, Contribution, ReadinessChecks};
+
+    use super::*;
+    use crate::ScheduleDispatchData;
+
+    fn setup(controller: ScheduledController) -> Result<(), BoxError> {
+        let mut capabilities = Capabilities::default();
+        controller.contribute(&mut capabilities);
+        let mut container = Some(Container::builder());
+        let mut readiness = ReadinessChecks::default();
+        let role = Role::new(Role::SERVER);
+        let mut cx = SetupContext::new("svc", Some(&role), &mut container, &mut readiness);
+        for capability in capabilities.iter_mut() {
+            capability.setup(&mut cx)?;
+        }
+        Ok(())
+    }
+
+    fn noop() -> impl Fn(ScheduleDispatchData) -> futures_util::future::Ready<Result<(), BoxError>>
+    + Clone
+    + Send
+    + Sync
+    + 'static {
+        |_| futures_util::future::ready(Ok(()))
+    }
+
+    #[test]
+    fn an_invalid_expression_fails_the_start_naming_the_action() {
+        let controller = ScheduledController::new("Jobs")
+            .action("fine", ScheduledAction::new("*/5 * * * *", noop()))
+            .action("broken", ScheduledAction::new("* * 32 * *", noop()));
+        let error = setup(controller).unwrap_err().to_string();
+        assert!(error.contains("svc.Jobs.broken"), "{error}");
+        assert!(error.contains("* * 32 * *"), "{error}");
+
+        let named = ScheduledController::new("Jobs").action(
+            "x",
+            ScheduledAction::new("@often", noop()).name("nightly_report"),
+        );
+        let error = setup(named).unwrap_err().to_string();
+        assert!(error.contains("nightly_report"), "{error}");
+    }
+
+    #[test]
+    fn two_actions_with_one_id_are_refused() {
+        let controller = ScheduledController::new("Jobs")
+            .action("a", ScheduledAction::new("* * * * *", noop()).id("same"))
+            .action("b", ScheduledAction::new("* * * * *", noop()).id("same"));
+        let error = setup(controller).unwrap_err().to_string();
+        assert!(error.contains("`same`"), "{error}");
+    }
+
+    #[test]
+    fn the_action_queues_are_declared_with_the_bus_topology() {
+        let mut capabilities = Capabilities::default();
+        ScheduledController::new("Jobs")
+            .action("purge", ScheduledAction::new("* * * * *", noop()))
+            .contribute(&mut capabilities);
+        let bus = capabilities.get::<jararaca_bus::MessageBus>().unwrap();
+        let topology = bus.topology("svc");
+        assert_eq!(
+            topology.queues,
+            vec![jararaca_bus::QueueSpec::action("svc.Jobs.purge")]
+        );
+    }
+}

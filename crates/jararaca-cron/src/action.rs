@@ -201,6 +201,16 @@ impl ScheduledAction {
         Self::service(cron, ActionFn { action })
     }
 
+    /// Runs `action(tick)` on schedule `cron`: for actions that read what the interceptors
+    /// put in the tick's extensions (a database session, say).
+    pub fn with_tick<F, Fut>(cron: impl Into<String>, action: F) -> Self
+    where
+        F: Fn(Tick) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        Self::service(cron, TickFn { action })
+    }
+
     /// Runs `service` (a tower service over [`Tick`]) on schedule `cron`.
     pub fn service<S>(cron: impl Into<String>, service: S) -> Self
     where
@@ -308,5 +318,29 @@ where
 
     fn call(&mut self, tick: Tick) -> Fut {
         (self.action)(tick.data())
+    }
+}
+
+/// The service of [`ScheduledAction::with_tick`].
+#[derive(Clone)]
+struct TickFn<F> {
+    action: F,
+}
+
+impl<F, Fut> Service<Tick> for TickFn<F>
+where
+    F: Fn(Tick) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>>,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, tick: Tick) -> Fut {
+        (self.action)(tick)
     }
 }

@@ -16,6 +16,7 @@
 
 mod audit;
 mod events;
+mod jobs;
 mod tasks;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tower::ServiceBuilder;
 
 pub use audit::{AuditLayer, UnitsSeen};
 pub use events::{CreatedTasks, TaskCreated};
+pub use jobs::KEEP_DONE_FOR_HOURS;
 pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
 /// The service's configuration, read from the environment at startup.
@@ -82,6 +84,8 @@ pub fn service() -> Microservice {
         })
         .controller(TasksController::controller())
         .controller(events::worker())
+        // Every hour, purge the tasks done more than a day ago.
+        .controller(jobs::jobs())
         // One stack, given once, around every route and every message handler.
         .interceptor_with(|c| {
             Ok(ServiceBuilder::new()

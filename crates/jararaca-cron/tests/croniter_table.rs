@@ -1,7 +1,7 @@
 //! Next fire times against croniter's own answers.
 //!
 //! `data/croniter_table.json` was computed with croniter 3.0.4 (the version Python jararaca
-//! 0.5.13 uses) by `data/croniter_table.py`, in a Python venv
+//! 0.5.13 uses) by `data/croniter_table.py pytz`, in a Python venv
 //! (`pip install croniter==3.0.* pytz`): for each expression, zone and start instant, six
 //! successive `croniter(expr, previous).get_next(datetime)` results, as the reference's beat
 //! computes them from the last dispatch time. The starts sit just before the US and EU DST
@@ -11,6 +11,13 @@
 //! croniter is wrong on some of those days, and there we are deliberately not like it; each
 //! such row is listed in [`DST_DIFFERENCES`] with our answer and why, and the test fails if
 //! any other row differs (or if one of these stops differing).
+//!
+//! `data/croniter_table_zoneinfo.json` is the same table with each start time built exactly
+//! as the reference's beat builds it (`datetime.fromtimestamp(last, tz=ZoneInfo(zone))`,
+//! `croniter_table.py zoneinfo`). With such times croniter 3.0.4 misplaces fire times for a
+//! while after each DST change (`@daily` in New York fires at 23:00 on 8 March 2026 and
+//! again at midnight): there we keep the answers of the first table, and the second test
+//! checks that every other row matches exactly.
 
 use jararaca_cron::{CronExpr, parse_timezone};
 
@@ -137,4 +144,56 @@ fn next_fire_times_match_croniter() {
         rows.len(),
         mismatches.join("\n")
     );
+}
+
+fn rows(json: &str) -> Vec<Row> {
+    serde_json::from_str(json).expect("the table parses")
+}
+
+fn ours(row: &Row) -> Vec<i64> {
+    let expr = CronExpr::parse_for("table", &row.expression).expect("croniter reads it");
+    let tz = parse_timezone(&row.zone).unwrap();
+    let mut current = row.start;
+    row.next
+        .iter()
+        .map(|_| {
+            current = expr.next_after_unix(current, tz).expect("it fires again");
+            current
+        })
+        .collect()
+}
+
+#[test]
+fn next_fire_times_match_croniter_from_the_references_zoneinfo_times() {
+    let pytz = rows(include_str!("data/croniter_table.json"));
+    let zoneinfo = rows(include_str!("data/croniter_table_zoneinfo.json"));
+    assert_eq!(pytz.len(), zoneinfo.len());
+    let (mut same, mut dst_misplaced) = (0, 0);
+    let mut mismatches = Vec::new();
+    for (row, pytz_row) in zoneinfo.iter().zip(&pytz) {
+        assert_eq!(
+            (&row.expression, &row.zone, row.start),
+            (&pytz_row.expression, &pytz_row.zone, pytz_row.start)
+        );
+        let ours = ours(row);
+        if ours == row.next {
+            same += 1;
+        } else if (row.next != pytz_row.next && row.zone != "UTC")
+            || DST_DIFFERENCES.iter().any(|(e, z, start, _, _)| {
+                *e == row.expression && *z == row.zone && *start == row.start
+            })
+        {
+            // croniter's zoneinfo answer is one of its DST slips, or a listed difference:
+            // ours are checked against its pytz answers by the test above.
+            dst_misplaced += 1;
+        } else {
+            mismatches.push(format!(
+                "{:?} in {} from {}: croniter {:?}, ours {:?}",
+                row.expression, row.zone, row.start, row.next, ours
+            ));
+        }
+    }
+    println!("{same} rows as croniter; {dst_misplaced} where croniter slips after a DST change");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(same > 300, "only {same} rows agree");
 }

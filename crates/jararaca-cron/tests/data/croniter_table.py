@@ -1,12 +1,22 @@
 """Writes croniter_table.json: the next fire times croniter 3.0 (what Python jararaca 0.5.13
 uses) computes for a table of expressions, from a start instant, in a time zone.
 
-usage: python croniter_table.py > croniter_table.json   (with croniter==3.0.* and pytz)
+usage: python croniter_table.py zoneinfo > croniter_table_zoneinfo.json
+       python croniter_table.py pytz > croniter_table.json
+(with croniter==3.0.* and pytz)
+
+`zoneinfo` builds each start time as the reference's beat does:
+`datetime.fromtimestamp(last_dispatch_time, tz=ZoneInfo(JARARACA_DEFAULT_TIMEZONE))`.
+`pytz` builds it with a pytz zone, which croniter handles across DST changes.
 """
 import json
-from datetime import datetime, timezone
+from datetime import datetime
+
+import sys
+from zoneinfo import ZoneInfo
 
 import pytz
+
 from croniter import croniter
 
 EXPRESSIONS = [
@@ -59,21 +69,22 @@ COUNT = 6
 def main():
     rows = []
     for zone in ZONES:
-        tz = pytz.timezone(zone)
+        tz = ZoneInfo(zone) if sys.argv[1:] == ["zoneinfo"] else pytz.timezone(zone)
         for start in STARTS:
-            start_dt = datetime.fromisoformat(start).astimezone(tz)
+            start_ts = int(datetime.fromisoformat(start).timestamp())
             for expression in EXPRESSIONS:
                 nexts = []
-                current = start_dt
+                current = start_ts
                 for _ in range(COUNT):
                     # As the reference does it: a new croniter from the last time, in the zone.
-                    current = croniter(expression, current).get_next(datetime)
-                    nexts.append(int(current.timestamp()))
+                    start_dt = datetime.fromtimestamp(current, tz=tz)
+                    current = int(croniter(expression, start_dt).get_next(datetime).timestamp())
+                    nexts.append(current)
                 rows.append(
                     {
                         "expression": expression,
                         "zone": zone,
-                        "start": int(start_dt.timestamp()),
+                        "start": start_ts,
                         "next": nexts,
                     }
                 )

@@ -19,6 +19,7 @@ pub struct Namespace {
     pub name: String,
     pub redis: String,
     pub queues: Vec<String>,
+    pub keep_dead_letters: bool,
 }
 
 impl Namespace {
@@ -36,6 +37,7 @@ impl Namespace {
             name,
             redis,
             queues: Vec::new(),
+            keep_dead_letters: false,
         })
     }
 
@@ -118,9 +120,17 @@ impl Namespace {
         Recorder { seen, task }
     }
 
+    /// Like [`cleanup`](Self::cleanup), leaving the dead-letter exchange and queue (the
+    /// fixed `dlx`/`dlq` other services share).
+    pub async fn cleanup_keeping_dead_letters(mut self) {
+        self.keep_dead_letters = true;
+        self.cleanup().await;
+    }
+
     pub async fn cleanup(self) {
         let (connection, channel) = self.channel().await;
-        for queue in self.queues.iter().chain([&self.url.dead_letter.queue]) {
+        let dead_letter_queue = (!self.keep_dead_letters).then_some(&self.url.dead_letter.queue);
+        for queue in self.queues.iter().chain(dead_letter_queue) {
             let _ = channel
                 .queue_delete(
                     ShortString::from(queue.as_str()),
@@ -128,7 +138,9 @@ impl Namespace {
                 )
                 .await;
         }
-        for exchange in [&self.url.exchange, &self.url.dead_letter.exchange] {
+        let dead_letter_exchange =
+            (!self.keep_dead_letters).then_some(&self.url.dead_letter.exchange);
+        for exchange in std::iter::once(&self.url.exchange).chain(dead_letter_exchange) {
             let _ = channel
                 .exchange_delete(
                     ShortString::from(exchange.as_str()),

@@ -56,6 +56,8 @@ pub use jararaca_api as api;
 /// worker and the `worker`/`declare` commands.
 #[cfg(feature = "bus")]
 pub use jararaca_bus as bus;
+/// Scheduled actions (`jararaca-cron`, feature `cron`): `ScheduledAction`,
+/// `ScheduledController`, the beat and the `beat` command.
 #[cfg(feature = "cron")]
 pub use jararaca_cron as cron;
 pub use jararaca_di as di;

@@ -169,12 +169,10 @@ impl Recorder {
                 .await;
         }
         let _ = self.connection.close(200, "done".into()).await;
-        let delays = self
-            .delays
+        self.delays
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        delays
+            .clone()
     }
 }
 

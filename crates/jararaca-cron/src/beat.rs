@@ -361,3 +361,90 @@ impl Beat {
             .map_or(f64::INFINITY, |next| next as f64))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jararaca_bus::InMemoryBroker;
+
+    use super::*;
+    use crate::InMemoryBeatStore;
+
+    const ID: &str = "svc.Jobs.hourly";
+
+    fn beat(store: &Arc<InMemoryBeatStore>, broker: &InMemoryBroker, allow_overlap: bool) -> Beat {
+        broker.declare_queue(ID, ID);
+        let store: Arc<dyn BeatStore> = Arc::clone(store) as Arc<dyn BeatStore>;
+        Beat::new(store, Arc::new(broker.clone())).action(BeatAction {
+            id: ID.into(),
+            name: None,
+            cron: "0 * * * *".parse().unwrap(),
+            allow_overlap,
+        })
+    }
+
+    fn now() -> i64 {
+        unix_now().floor() as i64
+    }
+
+    async fn run_briefly(beat: Beat) {
+        beat.run(tokio::time::sleep(Duration::from_millis(50)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn ticks_missed_while_down_fire_once_on_resume_by_default() {
+        let (store, broker) = (Arc::new(InMemoryBeatStore::new()), InMemoryBroker::new());
+        // Down for three hours: three hourly ticks passed.
+        store.set_last_dispatch(ID, now() - 3 * 3600).await.unwrap();
+        run_briefly(beat(&store, &broker, true)).await;
+        let sent = broker.peek(ID);
+        assert_eq!(sent.len(), 1, "one trigger on resume");
+        let body: i64 = String::from_utf8_lossy(&sent[0].body).parse().unwrap();
+        assert!((body - now()).abs() <= 1, "the body is the dispatch time");
+        assert!(store.last_dispatch(ID).await.unwrap().unwrap() >= now() - 1);
+    }
+
+    #[tokio::test]
+    async fn missed_ticks_can_be_skipped() {
+        let (store, broker) = (Arc::new(InMemoryBeatStore::new()), InMemoryBroker::new());
+        store.set_last_dispatch(ID, now() - 3 * 3600).await.unwrap();
+        run_briefly(beat(&store, &broker, true).missed_ticks(MissedTicks::Skip)).await;
+        assert_eq!(broker.queue_len(ID), 0);
+        // The resume counts as the last dispatch: the next trigger is the next hour's.
+        assert!(store.last_dispatch(ID).await.unwrap().unwrap() >= now() - 1);
+        assert_eq!("SKIP".parse::<MissedTicks>().unwrap(), MissedTicks::Skip);
+        assert!("later".parse::<MissedTicks>().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_tick_is_not_dispatched_while_one_runs_without_overlap() {
+        let (store, broker) = (Arc::new(InMemoryBeatStore::new()), InMemoryBroker::new());
+        assert!(
+            store
+                .acquire_execution(ID, 1, "worker", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        run_briefly(beat(&store, &broker, false)).await;
+        assert_eq!(broker.queue_len(ID), 0, "a tick still runs");
+        run_briefly(beat(&store, &broker, true)).await;
+        assert_eq!(broker.queue_len(ID), 1, "overlap allowed");
+    }
+
+    #[tokio::test]
+    async fn a_tick_not_yet_due_is_not_dispatched() {
+        let (store, broker) = (Arc::new(InMemoryBeatStore::new()), InMemoryBroker::new());
+        let last = now();
+        store.set_last_dispatch(ID, last).await.unwrap();
+        let at_hour = last - last.rem_euclid(3600) + 3600;
+        if at_hour - last < 2 {
+            return; // the hour turns during the test
+        }
+        run_briefly(beat(&store, &broker, true)).await;
+        assert_eq!(broker.queue_len(ID), 0);
+        assert_eq!(store.last_dispatch(ID).await.unwrap(), Some(last));
+    }
+}

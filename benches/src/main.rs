@@ -39,9 +39,13 @@
 //! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
 //!   auth, retry, timeout and trace context, and through a raw hyper-util client, alternating,
 //!   median of at least three runs; requests per second and p99; the ratio is ours over raw.
+//! * `cron` — the delay of the beat's triggers behind their scheduled second over at least
+//!   300 ticks, ours and (when its venv is there) Python jararaca's beat; prints
+//!   `CRON_P99_MS <ours>` and the ratio of Python's p99 to ours (see `cron.rs`).
 
 mod bus;
 mod callgrind;
+mod cron;
 mod harness;
 mod http;
 mod load;
@@ -60,6 +64,7 @@ fn usage() -> ExitCode {
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
          \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
          \x20      jararaca-bench rpc [--runs N] [--seconds S] [--concurrency C]\n\
+         \x20      jararaca-bench cron [--ticks T] [--actions A]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Some("bus") => workload(bus::Options::parse(options), bus::run),
         Some("outbox") => workload(outbox::Options::parse(options), outbox::run),
         Some("rpc") => workload(rpc::Options::parse(options), rpc::run),
+        Some("cron") => workload(cron::Options::parse(options), cron::run),
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => {
                 http::serve(target, port, args.get(3).map(String::as_str))

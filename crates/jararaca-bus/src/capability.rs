@@ -23,7 +23,7 @@ use crate::delayed::{DelayedStore, InMemoryStore};
 use crate::{AmqpPublisher, BrokerUrl};
 use crate::{
     Bus, BusError, BusLayer, Delivery, Handler, HandlerService, InMemoryBroker, MessageController,
-    Publisher, Topology, Worker,
+    Publisher, QueueSpec, Topology, Worker,
 };
 
 /// Where a service's messages go: read from `BROKER_URL` and `BACKEND_URL` unless given.
@@ -75,10 +75,62 @@ impl Contribution for MessageController {
 /// The bus is a singleton of the service's container: [`Bus`] (to publish outside a unit
 /// of work) and [`UnitBus`](crate::UnitBus) (staged in the current unit, from HTTP routes
 /// as from handlers) find it there.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MessageBus {
     controllers: Vec<MessageController>,
     settings: Option<BusSettings>,
+    extra_queues: Vec<ExtraQueues>,
+}
+
+impl fmt::Debug for MessageBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageBus")
+            .field("controllers", &self.controllers)
+            .field("settings", &self.settings)
+            .field("extra_queues", &self.extra_queues.len())
+            .finish()
+    }
+}
+
+/// Whether the service's messages stay in this process (no `BROKER_URL`): a singleton of
+/// its container, for capabilities that then run in process too (the beat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InProcessBus(pub bool);
+
+/// Queues another capability adds to `declare`, from the service's name.
+type ExtraQueues = Arc<dyn Fn(&str) -> Vec<QueueSpec> + Send + Sync>;
+
+/// Handlers that another capability (scheduled actions) adds to the service's worker, built
+/// with the container: the bus's worker consumes them beside its own handlers, on the same
+/// connection and under the same `--handlers`/`--groups` filters. A singleton of the
+/// service's container.
+#[derive(Clone, Default)]
+pub struct WorkerHandlers {
+    handlers: Arc<std::sync::Mutex<Vec<Handler>>>,
+}
+
+impl fmt::Debug for WorkerHandlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.list().iter()).finish()
+    }
+}
+
+impl WorkerHandlers {
+    /// Adds a handler to the worker.
+    pub fn add(&self, handler: Handler) {
+        self.handlers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handler);
+    }
+
+    /// The handlers added so far.
+    pub fn list(&self) -> Vec<Handler> {
+        self.handlers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl MessageBus {
@@ -90,11 +142,24 @@ impl MessageBus {
             .collect()
     }
 
-    /// The queues the handlers of service `service` consume from, as `declare` creates them.
+    /// The queues the handlers of service `service` consume from, as `declare` creates them
+    /// (with the queues other capabilities added, [`MessageBus::declare_queues`]).
     pub fn topology(&self, service: &str) -> Topology {
+        let extra = self.extra_queues.iter().flat_map(|queues| queues(service));
         self.handlers(service)
             .iter()
-            .fold(Topology::new(), |t, h| t.queue(h.queue_spec()))
+            .map(Handler::queue_spec)
+            .chain(extra)
+            .fold(Topology::new(), Topology::queue)
+    }
+
+    /// Adds the queues `queues(service name)` to what `declare` creates: how scheduled
+    /// actions get their queues declared.
+    pub fn declare_queues(
+        &mut self,
+        queues: impl Fn(&str) -> Vec<QueueSpec> + Send + Sync + 'static,
+    ) {
+        self.extra_queues.push(Arc::new(queues));
     }
 }
 
@@ -180,7 +245,8 @@ impl Capability for MessageBus {
 
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {
         let settings = match cx.role() {
-            Some(role) if role.is(Role::WORKER) => BusSettings {
+            // `beat` takes the same two options (the beat publishes triggers and pumps).
+            Some(role) if role.is(Role::WORKER) || role.is(Role::BEAT) => BusSettings {
                 broker_url: role.arg::<String>("broker-url"),
                 backend_url: role.arg::<String>("backend-url"),
             },
@@ -206,6 +272,7 @@ impl Capability for MessageBus {
                 Ok(c.get::<BusRuntime>()?.store.ready().await?)
             });
         }
+        let in_process = InProcessBus(settings.broker_url.is_none());
         let grace = cx
             .role()
             .and_then(|role| role.arg::<u64>("gracious-shutdown-seconds"))
@@ -218,6 +285,8 @@ impl Capability for MessageBus {
             .factory(
                 |runtime: Arc<BusRuntime>| async move { Ok::<_, Infallible>(runtime.bus.clone()) },
             )
+            .value(WorkerHandlers::default())
+            .value(in_process)
             // After the user's hooks' registration, so before them when stopping: the outbox
             // is relayed while the database is still open.
             .on_shutdown("outbox relays", move |c| async move {
@@ -260,7 +329,12 @@ impl Capability for MessageBus {
                     broker.declare_queue(handler.queue(), &handler.binding_key());
                 }
             }
-            Ok(Box::new(BusPart { runtime, handlers }) as Box<dyn Part>)
+            let extra = (*cx.container.get::<WorkerHandlers>()?).clone();
+            Ok(Box::new(BusPart {
+                runtime,
+                handlers,
+                extra,
+            }) as Box<dyn Part>)
         }
         .boxed()
     }
@@ -291,6 +365,7 @@ mod tests {
     #[test]
     fn a_broker_without_a_backend_is_refused_naming_backend_url() {
         let mut bus = MessageBus {
+            extra_queues: Vec::new(),
             controllers: Vec::new(),
             settings: Some(BusSettings {
                 broker_url: Some("amqp://guest:guest@127.0.0.1:5672/%2f?exchange=x".into()),
@@ -421,6 +496,7 @@ impl BusRuntime {
 pub struct BusPart {
     runtime: Arc<BusRuntime>,
     handlers: Vec<Handler>,
+    extra: WorkerHandlers,
 }
 
 impl fmt::Debug for BusPart {
@@ -428,6 +504,7 @@ impl fmt::Debug for BusPart {
         f.debug_struct("BusPart")
             .field("runtime", &self.runtime)
             .field("handlers", &self.handlers)
+            .field("extra", &self.extra)
             .finish()
     }
 }
@@ -452,7 +529,7 @@ impl BusPart {
             #[cfg(feature = "amqp")]
             Transport::Amqp(url) => Worker::amqp((**url).clone()),
         };
-        self.handlers.iter().cloned().fold(
+        self.handlers.iter().cloned().chain(self.extra.list()).fold(
             worker
                 .store(Arc::clone(&self.runtime.store))
                 .pump(Duration::from_secs(1)),
@@ -464,7 +541,9 @@ impl BusPart {
 impl Part for BusPart {
     fn run(&self, role: &Role, stop: Stop) -> Option<BoxFuture<'static, Result<(), BoxError>>> {
         let runs = role.is(Role::WORKER)
-            || (role.is(Role::SERVER) && self.is_in_memory() && !self.handlers.is_empty());
+            || (role.is(Role::SERVER)
+                && self.is_in_memory()
+                && !(self.handlers.is_empty() && self.extra.list().is_empty()));
         if !runs {
             return None;
         }

@@ -42,6 +42,8 @@ pub struct Handler {
     pub(crate) kind: MessageKind,
     pub(crate) options: HandlerOptions,
     pub(crate) service: HandlerService,
+    /// A scheduled action's queue: bound with its own name, `x-max-length=1`.
+    pub(crate) action: bool,
 }
 
 /// The reference's per-handler options.
@@ -118,7 +120,32 @@ impl Handler {
             kind,
             options: HandlerOptions::default(),
             service: BoxCloneSyncService::new(service),
+            action: false,
         }
+    }
+
+    /// Consumes the triggers of the scheduled action `id` from its queue: named `id`, bound
+    /// with `id` and declared with `x-max-length=1`, as the reference declares action queues.
+    /// Failures are dead-lettered at once (a trigger is never retried).
+    pub fn action<S>(id: impl Into<String>, service: S) -> Self
+    where
+        S: tower_service::Service<Delivery, Response = (), Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let id = id.into();
+        let mut handler = Self::for_topic(id.clone(), MessageKind::Event, id, service);
+        handler.action = true;
+        handler.options.dead_letter_on_error = true;
+        handler
+    }
+
+    /// Whether it consumes a scheduled action's queue ([`Handler::action`]).
+    pub fn is_action(&self) -> bool {
+        self.action
     }
 
     /// The topic.
@@ -136,13 +163,20 @@ impl Handler {
         &self.options
     }
 
-    /// The queue to declare for it: bound with `<topic>.#`, dead-lettering to `dlx`.
+    /// The queue to declare for it: bound with `<topic>.#`, dead-lettering to `dlx` (for a
+    /// scheduled action: bound with its queue name, `x-max-length=1`).
     pub fn queue_spec(&self) -> QueueSpec {
+        if self.action {
+            return QueueSpec::action(&self.queue);
+        }
         QueueSpec::handler(&self.queue, &self.topic)
     }
 
     /// The binding key of its queue.
     pub fn binding_key(&self) -> String {
+        if self.action {
+            return self.queue.clone();
+        }
         topic_routing_key(&self.topic)
     }
 

@@ -101,7 +101,7 @@ mod worker;
 #[cfg(feature = "amqp")]
 pub use amqp::{ACCESS_REFUSED_RETRY, AmqpPublisher};
 pub use bus::{Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus};
-pub use capability::{BusApp, BusPart, BusSettings, MessageBus};
+pub use capability::{BusApp, BusPart, BusSettings, InProcessBus, MessageBus, WorkerHandlers};
 pub use controller::MessageController;
 #[cfg(feature = "redis")]
 pub use delayed::RedisStore;

@@ -9,10 +9,12 @@
 //! * `#[derive(Message)]` gives a type its bus topic and kind (`jararaca_bus::Message`).
 //! * `#[rest_client("/base")]` on a trait of `async fn` routes implements it over a
 //!   `jararaca_rpc::RestClient`.
+//! * `#[scheduled("cron", …)]` on an `async fn` makes it a `jararaca_cron::ScheduledAction`.
 
 mod controller;
 mod message;
 mod rest_client;
+mod scheduled;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -215,6 +217,40 @@ pub fn rest_client(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn derive_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     match message::expand(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Turns an `async fn` (taking nothing, one `ScheduleDispatchData` or one `Tick`, returning
+/// `Result<(), BoxError>`) into a function of the same name returning its
+/// `jararaca_cron::ScheduledAction`.
+///
+/// The first argument is the cron expression in the reference's syntax (seconds, when
+/// given, last); then the reference's options: `name = "…"`, `group = "…"`,
+/// `channel_id = "…"`, `id = "…"` (queue and Redis keys), `allow_overlap = bool`,
+/// `exclusive = bool`, `timeout = seconds`, `on_error = handler`.
+///
+/// ```text
+/// #[scheduled("0 * * * *", name = "purge_done", timeout = 60)]
+/// async fn purge_done(tick: ScheduleDispatchData) -> Result<(), BoxError> { … }
+///
+/// ScheduledController::new("TasksJobs").action("purge_done", purge_done())
+/// ```
+///
+/// expands to what can be written by hand:
+///
+/// ```text
+/// fn purge_done() -> jararaca_cron::ScheduledAction {
+///     async fn __purge_done_run(tick: ScheduleDispatchData) -> Result<(), BoxError> { … }
+///     jararaca_cron::ScheduledAction::new("0 * * * *", |data| __purge_done_run(data))
+///         .name("purge_done")
+///         .timeout(Duration::from_secs_f64(60.0))
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn scheduled(args: TokenStream, item: TokenStream) -> TokenStream {
+    match scheduled::expand(args.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

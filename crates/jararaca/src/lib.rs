@@ -57,6 +57,10 @@ pub use jararaca_api as api;
 /// worker and the `worker`/`declare` commands.
 #[cfg(feature = "bus")]
 pub use jararaca_bus as bus;
+/// Scheduled actions (`jararaca-cron`, feature `cron`): `ScheduledAction`,
+/// `ScheduledController`, the beat and the `beat` command.
+#[cfg(feature = "cron")]
+pub use jararaca_cron as cron;
 pub use jararaca_di as di;
 pub use jararaca_di::trace;
 pub use jararaca_di::{
@@ -74,6 +78,8 @@ pub use jararaca_http::server;
 pub use jararaca_macros::Message;
 #[cfg(feature = "rpc")]
 pub use jararaca_macros::rest_client;
+#[cfg(feature = "cron")]
+pub use jararaca_macros::scheduled;
 pub use jararaca_macros::{Injectable, controller};
 /// REST clients (`jararaca-rpc`, feature `rpc`): the request builder, `RestClient`, its
 /// transports and layers; `#[rest_client]` declares one.

@@ -20,6 +20,7 @@
 
 mod audit;
 mod events;
+mod jobs;
 mod notify;
 mod tasks;
 
@@ -35,6 +36,7 @@ use tower::ServiceBuilder;
 
 pub use audit::{AuditLayer, UnitsSeen};
 pub use events::{CreatedTasks, TaskCreated};
+pub use jobs::KEEP_DONE_FOR_HOURS;
 pub use notify::{Notification, Notifier, NotifierClient, TaskNotifier};
 pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
@@ -103,6 +105,8 @@ pub fn service() -> Microservice {
         .controller(events::worker())
         // `gen-tsi FILE_PATH`: the TypeScript client (the tests keep `client/tasks.ts`).
         .with(jararaca::tsgen::TypeScript::new())
+        // Every hour, purge the tasks done more than a day ago.
+        .controller(jobs::jobs())
         // One stack, given once, around every route and every message handler.
         .interceptor_with(|c| {
             Ok(ServiceBuilder::new()

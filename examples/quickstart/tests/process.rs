@@ -101,9 +101,15 @@ fn quickstart(args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
     command
 }
 
+/// The tests that run processes on RabbitMQ share the fixed `dlx`/`dlq`, which a
+/// namespace deletes afterwards when it created them: they run one at a time.
+static ON_RABBITMQ: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     use tokio::io::AsyncBufReadExt;
+
+    let _one_at_a_time = ON_RABBITMQ.lock().await;
 
     let (Some(amqp), Some(redis)) = (jararaca_testing::rabbitmq(), jararaca_testing::redis())
     else {
@@ -173,5 +179,77 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
 
     assert!(handled, "the worker process logged the task {id}");
     assert!(server_status.expect("the server exits").unwrap().success());
+    assert!(worker_status.expect("the worker exits").unwrap().success());
+}
+
+/// The Redis database of the beat test: the beat's keys (`beat_lock`,
+/// `last_dispatch_time:<id>`) have the reference's plain names, so they are kept apart there.
+const BEAT_REDIS_DB: u32 = 10;
+
+#[tokio::test]
+async fn a_beat_process_dispatches_the_purge_and_a_worker_process_runs_it() {
+    use tokio::io::AsyncBufReadExt;
+
+    let _one_at_a_time = ON_RABBITMQ.lock().await;
+
+    let (Some(amqp), Some(redis)) = (jararaca_testing::rabbitmq(), jararaca_testing::redis())
+    else {
+        return;
+    };
+    let backend = format!("{}/{BEAT_REDIS_DB}", redis.trim_end_matches('/'));
+    let client = redis::Client::open(backend.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // Never dispatched before: the beat dispatches it at once.
+    let _: () = redis::cmd("DEL")
+        .arg("last_dispatch_time:tasks.TasksJobs.purge_done_tasks")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "quickstart_beat").await;
+    let broker_url = namespace.broker_url();
+    let env = [
+        ("BROKER_URL", broker_url.as_str()),
+        ("BACKEND_URL", backend.as_str()),
+    ];
+    let declared = quickstart(&["declare"], &env).status().await.unwrap();
+    assert!(declared.success(), "declare failed");
+
+    let mut worker = quickstart(&["worker"], &env).spawn().unwrap();
+    let mut worker_log = tokio::io::BufReader::new(worker.stderr.take().unwrap()).lines();
+    let mut beat = quickstart(&["beat", "--interval", "1"], &env)
+        .spawn()
+        .unwrap();
+
+    let purged = wait_for_line(&mut worker_log, "purged the tasks done more than a day ago").await;
+
+    for child in [&mut beat, &mut worker] {
+        let pid = child.id().unwrap().to_string();
+        tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+    }
+    let beat_status = tokio::time::timeout(Duration::from_secs(30), beat.wait()).await;
+    let worker_status = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+    let _: () = redis::cmd("DEL")
+        .arg("last_dispatch_time:tasks.TasksJobs.purge_done_tasks")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    namespace
+        .cleanup(
+            quickstart::service()
+                .get_capability::<jararaca::bus::MessageBus>()
+                .expect("the quick start has a bus")
+                .topology("tasks")
+                .queues
+                .into_iter()
+                .map(|q| q.name),
+        )
+        .await;
+
+    assert!(purged, "the worker ran the purge the beat dispatched");
+    assert!(beat_status.expect("the beat exits").unwrap().success());
     assert!(worker_status.expect("the worker exits").unwrap().success());
 }

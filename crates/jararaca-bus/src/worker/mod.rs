@@ -274,6 +274,10 @@ impl Worker {
             }
             Transport::Memory(broker) => {
                 let publisher: Arc<dyn Publisher> = Arc::new(broker.clone());
+                let bindings: Vec<(String, String)> = handlers
+                    .iter()
+                    .map(|h| (h.queue.clone(), h.binding_key()))
+                    .collect();
                 let no_overrides = BTreeMap::new();
                 let prefetch = self.default_prefetch;
                 let plan = Plan::new(
@@ -286,11 +290,8 @@ impl Worker {
                     None,
                     |h| channel_key(h, false, &no_overrides, prefetch),
                 );
-                for runtime in &plan.runtimes {
-                    broker.declare_queue(
-                        &runtime.queue,
-                        &crate::message::topic_routing_key(&runtime.topic),
-                    );
+                for (queue, binding_key) in &bindings {
+                    broker.declare_queue(queue, binding_key);
                 }
                 let pump = pump_task(pump_interval, &store, &publisher);
                 let (mode_tx, mode_rx) = watch::channel(StopMode::Running);

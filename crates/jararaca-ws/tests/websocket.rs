@@ -298,3 +298,25 @@ async fn registered_messages_are_in_the_api_description() {
     );
     assert!(api.routes.iter().any(|r| r.path == "/say/{room}/{text}"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_answering_pings_is_dropped_from_its_rooms() {
+    let config = WsConfig::default().keepalive(Duration::from_secs(30), Duration::from_secs(10));
+    let app = build(
+        chat_service(WebSocketSettings::in_process().config(config)),
+        Interceptors::new(),
+    )
+    .await;
+    let addr = serve(&app).await;
+    let manager = app.ws_manager().unwrap();
+    // Connected, then never read again: pings go unanswered.
+    let _silent = connect(addr, "/ws/chat/quiet").await;
+    let mut waited = 0;
+    while manager.room_size("quiet") == 1 || manager.connections() > 0 {
+        assert!(waited < 1000, "the silent client is still connected");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+    }
+    assert_eq!(manager.stats().dead_connections, 1);
+    assert_eq!(manager.room_size("quiet"), 0);
+}

@@ -22,7 +22,7 @@ pub const DEFAULT_SEND_CHANNEL: &str = "jararaca:websocket:send";
 pub const DEFAULT_BROADCAST_CHANNEL: &str = "jararaca:websocket:broadcast";
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The two pub/sub channels: sends carry `room1,room2 NUL <frame>`, broadcasts the frame
@@ -59,7 +59,7 @@ impl RedisChannels {
 /// clients.
 ///
 /// The subscription runs its own loop: when Redis goes away it reconnects with backoff
-/// (100 ms doubling to 5 s) and subscribes again, reporting how long it was down (messages
+/// (100 ms doubling to 1 s) and subscribes again, reporting how long it was down (messages
 /// published meanwhile are lost to this process: pub/sub keeps nothing). Publishes that fail
 /// meanwhile are counted and returned as [`WsError::Publish`], never dropped silently.
 #[derive(Debug)]

@@ -39,6 +39,11 @@
 //! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
 //!   auth, retry, timeout and trace context, and through a raw hyper-util client, alternating,
 //!   median of at least three runs; requests per second and p99; the ratio is ours over raw.
+//! * `ws` — 10,000 WebSocket clients in one room, broadcasts timed from send to receipt at
+//!   every client, through a jararaca service (an HTTP unit of work staging the send, the
+//!   WebSocket endpoint and manager) and through a plain axum `tokio::sync::broadcast`
+//!   broadcaster with lean buffers, each server pinned to one core; p50/p99 and server memory
+//!   per connection, `KIB_PER_CONN <ours>` and `RATIO ws <raw p99 / our p99>`.
 
 mod bus;
 mod callgrind;
@@ -49,6 +54,7 @@ mod outbox;
 mod pin;
 mod query;
 mod rpc;
+mod ws;
 
 use std::process::ExitCode;
 
@@ -60,6 +66,7 @@ fn usage() -> ExitCode {
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
          \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
          \x20      jararaca-bench rpc [--runs N] [--seconds S] [--concurrency C]\n\
+         \x20      jararaca-bench ws [--runs N] [--clients C] [--broadcasts B]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
@@ -85,6 +92,11 @@ fn main() -> ExitCode {
         Some("bus") => workload(bus::Options::parse(options), bus::run),
         Some("outbox") => workload(outbox::Options::parse(options), outbox::run),
         Some("rpc") => workload(rpc::Options::parse(options), rpc::run),
+        Some("ws") => workload(ws::Options::parse(options), ws::run),
+        Some("ws-serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
+            (Some(target), Some(port)) => ws::serve(target, port),
+            _ => usage(),
+        },
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => {
                 http::serve(target, port, args.get(3).map(String::as_str))

@@ -66,6 +66,13 @@ async fn on_task_created(task: TaskCreated, delivery: Delivery) -> Result<(), Bo
         .bind(Utc::now())
         .push(")");
     session.execute(&insert).await?;
+    crate::live::push(crate::TaskUpdated {
+        id: task.id,
+        title: task.title.clone(),
+        done: false,
+        change: crate::TaskChange::Handled,
+    })
+    .await;
     inject::<CreatedTasks>().await?.record(task.id);
     tracing::info!(task = %task.id, title = %task.title, "task created");
     Ok(())

@@ -239,6 +239,7 @@ fn start(target: &str, pinned: bool) -> Result<(Server, SocketAddr), BoxError> {
 /// What one run measured.
 #[derive(Debug, Clone, Copy)]
 struct Measured {
+    min_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
     kib_per_conn: f64,
@@ -344,6 +345,7 @@ async fn measure(target: &str, options: &Options, pinned: bool) -> Result<Measur
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     Ok(Measured {
+        min_ms: latencies[0],
         p50_ms: pick(0.50),
         p99_ms: pick(0.99),
         kib_per_conn: after.saturating_sub(before) as f64 / clients_n as f64,
@@ -361,8 +363,8 @@ async fn bench(options: &Options, pinned: bool) -> Result<f64, BoxError> {
         for target in ["raw", "ours"] {
             let m = measure(target, options, pinned).await?;
             println!(
-                "run {run} {target:>4}: p50 {:.1} ms  p99 {:.1} ms  {:.1} KiB/conn  lost {}",
-                m.p50_ms, m.p99_ms, m.kib_per_conn, m.lost
+                "run {run} {target:>4}: min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  {:.1} KiB/conn  lost {}",
+                m.min_ms, m.p50_ms, m.p99_ms, m.kib_per_conn, m.lost
             );
             if target == "raw" {
                 raw_p99.push(m.p99_ms);

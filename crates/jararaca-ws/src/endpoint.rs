@@ -436,7 +436,10 @@ async fn run_connection(
                 let send = socket.send(outbound(config.frames, frame));
                 tokio::pin!(send);
                 loop {
+                    // The send first: when it completes at once, as it mostly does, the wake
+                    // is never polled and so never registered.
                     tokio::select! {
+                        biased;
                         sent = &mut send => {
                             if sent.is_err() {
                                 break 'run End::Gone;

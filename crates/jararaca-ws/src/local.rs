@@ -1,6 +1,6 @@
 //! The rooms of this process: each connection's bounded queue, and delivery into them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -106,7 +106,10 @@ pub(crate) enum Next {
     Idle,
 }
 
-type Members = HashMap<u64, Arc<ConnShared>>;
+/// In id order, which is connection order: a fan-out writes to sockets in the order they
+/// connected, as a broadcast channel wakes its receivers, which keeps both ends' memory
+/// access sequential.
+type Members = BTreeMap<u64, Arc<ConnShared>>;
 
 /// Every connection of this process and the rooms they are in.
 pub(crate) struct LocalRooms {
@@ -137,7 +140,7 @@ impl LocalRooms {
     pub(crate) fn new(stats: Arc<Stats>) -> Self {
         Self {
             rooms: RwLock::new(HashMap::new()),
-            all: RwLock::new(HashMap::new()),
+            all: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             stats,
         }
@@ -280,7 +283,7 @@ impl LocalRooms {
     }
 
     pub(crate) fn room_size(&self, room: &str) -> usize {
-        read(&self.rooms).get(room).map_or(0, HashMap::len)
+        read(&self.rooms).get(room).map_or(0, BTreeMap::len)
     }
 }
 

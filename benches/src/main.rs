@@ -42,6 +42,11 @@
 //! * `cron` — the delay of the beat's triggers behind their scheduled second over at least
 //!   300 ticks, ours and (when its venv is there) Python jararaca's beat; prints
 //!   `CRON_P99_MS <ours>` and the ratio of Python's p99 to ours (see `cron.rs`).
+//! * `ws` — 10,000 WebSocket clients in one room, broadcasts timed from send to receipt at
+//!   every client, through a jararaca service (an HTTP unit of work staging the send, the
+//!   WebSocket endpoint and manager) and through a plain axum `tokio::sync::broadcast`
+//!   broadcaster with lean buffers, each server pinned to one core; p50/p99 and server memory
+//!   per connection, `KIB_PER_CONN <ours>` and `RATIO ws <raw p99 / our p99>`.
 
 mod bus;
 mod callgrind;
@@ -53,6 +58,7 @@ mod outbox;
 mod pin;
 mod query;
 mod rpc;
+mod ws;
 
 use std::process::ExitCode;
 
@@ -65,6 +71,7 @@ fn usage() -> ExitCode {
          \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
          \x20      jararaca-bench rpc [--runs N] [--seconds S] [--concurrency C]\n\
          \x20      jararaca-bench cron [--ticks T] [--actions A]\n\
+         \x20      jararaca-bench ws [--runs N] [--clients C] [--broadcasts B]\n\
          (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
     );
     ExitCode::from(2)
@@ -91,6 +98,11 @@ fn main() -> ExitCode {
         Some("outbox") => workload(outbox::Options::parse(options), outbox::run),
         Some("rpc") => workload(rpc::Options::parse(options), rpc::run),
         Some("cron") => workload(cron::Options::parse(options), cron::run),
+        Some("ws") => workload(ws::Options::parse(options), ws::run),
+        Some("ws-serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
+            (Some(target), Some(port)) => ws::serve(target, port),
+            _ => usage(),
+        },
         Some("serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => {
                 http::serve(target, port, args.get(3).map(String::as_str))

@@ -208,7 +208,7 @@ impl Capability for Http {
         api.routes.extend(
             self.controllers
                 .iter()
-                .flat_map(Controller::routes)
+                .flat_map(Controller::documented_routes)
                 .cloned(),
         );
     }

@@ -64,6 +64,8 @@ pub struct Route<S = ()> {
     /// While the route has no layer of its own: the unit stack can wrap the handler before
     /// axum boxes it, instead of wrapping (and boxing again) the boxed route.
     in_unit: Option<InUnit<S>>,
+    /// Whether the route is part of the API description (OpenAPI, the TypeScript client).
+    documented: bool,
 }
 
 impl<S> fmt::Debug for Route<S> {
@@ -117,6 +119,7 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
                     .layer::<_, Infallible>(stack.clone())
                     .on_service(filter, stack.layer(direct.with_state(state)))
             })),
+            documented: true,
         }
     }
 
@@ -156,6 +159,13 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
     /// the macro.
     pub fn mutation_hook(mut self) -> Self {
         self.meta.hooks.mutation = true;
+        self
+    }
+
+    /// Leaves the route out of the API description (OpenAPI and the TypeScript client),
+    /// as a WebSocket endpoint is: it is still served, in the unit stack, like any route.
+    pub fn undocumented(mut self) -> Self {
+        self.documented = false;
         self
     }
 
@@ -262,6 +272,12 @@ impl<S: Clone + Send + Sync + 'static> Controller<S> {
     /// The descriptions of its routes, with full paths.
     pub fn routes(&self) -> impl Iterator<Item = &RouteMeta> {
         self.routes.iter().map(|r| &r.meta)
+    }
+
+    /// The descriptions of its routes that are part of the API description (all but the
+    /// [`Route::undocumented`] ones).
+    pub fn documented_routes(&self) -> impl Iterator<Item = &RouteMeta> {
+        self.routes.iter().filter(|r| r.documented).map(|r| &r.meta)
     }
 
     /// The controller as a router, with its layers applied, and its routes' descriptions.

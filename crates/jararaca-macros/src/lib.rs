@@ -10,11 +10,15 @@
 //! * `#[rest_client("/base")]` on a trait of `async fn` routes implements it over a
 //!   `jararaca_rpc::RestClient`.
 //! * `#[scheduled("cron", …)]` on an `async fn` makes it a `jararaca_cron::ScheduledAction`.
+//! * `#[derive(WebSocketMessage)]` gives a type its `MESSAGE_ID`, and
+//!   `#[websocket_controller("/prefix")]` turns its `#[websocket("/path")]` methods into a
+//!   `jararaca_ws::WebSocketController`.
 
 mod controller;
 mod message;
 mod rest_client;
 mod scheduled;
+mod websocket;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -251,6 +255,67 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn scheduled(args: TokenStream, item: TokenStream) -> TokenStream {
     match scheduled::expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Implements `jararaca_ws::WebSocketMessage`: `#[websocket_message(id = "task.updated")]`
+/// gives its `MESSAGE_ID`.
+///
+/// ```ignore
+/// #[derive(Serialize, WebSocketMessage)]
+/// #[websocket_message(id = "task.updated")]
+/// struct TaskUpdated { task_id: Uuid }
+/// ```
+///
+/// is the same as implementing the trait by hand:
+///
+/// ```ignore
+/// impl jararaca_ws::WebSocketMessage for TaskUpdated {
+///     const MESSAGE_ID: &'static str = "task.updated";
+/// }
+/// ```
+#[proc_macro_derive(WebSocketMessage, attributes(websocket_message))]
+pub fn derive_websocket_message(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match websocket::expand_message(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Turns an `impl` block into WebSocket endpoints (the reference's `@WebSocketEndpoint`
+/// methods and `@RegisterWebSocketMessage`): `Self::websocket_controller()` returns a
+/// `jararaca_ws::WebSocketController`.
+///
+/// ```text
+/// #[websocket_controller("/ws", messages(TaskUpdated, TaskDeleted))]
+/// impl TasksSocket {
+///     #[websocket("/tasks/{project}")]
+///     async fn tasks(upgrade: WsUpgrade, Path(project): Path<String>) -> Result<Response, ApiError> { … }
+/// }
+/// ```
+///
+/// expands to what can be written by hand:
+///
+/// ```text
+/// impl TasksSocket {
+///     pub fn websocket_controller() -> jararaca_ws::WebSocketController {
+///         jararaca_ws::WebSocketController::new("TasksSocket", "/ws")
+///             .route(jararaca_http::Route::get("/tasks/{project}", Self::tasks).name("tasks"))
+///             .message::<TaskUpdated>()
+///             .message::<TaskDeleted>()
+///     }
+/// }
+/// ```
+///
+/// Controller options: `name = "…"`, `messages(…)`. Endpoint options (`#[websocket("/p",
+/// …)]`): `name`, `layer` (repeatable). A method taking `&self` gets the controller injected,
+/// as with `#[controller]`.
+#[proc_macro_attribute]
+pub fn websocket_controller(args: TokenStream, item: TokenStream) -> TokenStream {
+    match websocket::expand_controller(args.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

@@ -81,6 +81,8 @@ pub use jararaca_macros::rest_client;
 #[cfg(feature = "cron")]
 pub use jararaca_macros::scheduled;
 pub use jararaca_macros::{Injectable, controller};
+#[cfg(feature = "ws")]
+pub use jararaca_macros::{WebSocketMessage, websocket_controller};
 /// REST clients (`jararaca-rpc`, feature `rpc`): the request builder, `RestClient`, its
 /// transports and layers; `#[rest_client]` declares one.
 #[cfg(feature = "rpc")]
@@ -89,6 +91,10 @@ pub use jararaca_rpc as rpc;
 /// one-line `#[test]`, and the `TypeScript` capability that adds `gen-tsi`.
 #[cfg(feature = "tsgen")]
 pub use jararaca_tsgen as tsgen;
+/// WebSocket (`jararaca-ws`, feature `ws`): messages, rooms, the manager, endpoints and the
+/// Redis fan-out; `#[derive(WebSocketMessage)]` and `#[websocket_controller]` declare them.
+#[cfg(feature = "ws")]
+pub use jararaca_ws as ws;
 pub use microservice::{AppBuildError, Microservice};
 
 /// The extension traits that give a built [`App`] its capabilities' accessors
@@ -98,6 +104,8 @@ pub mod prelude {
     pub use jararaca_bus::BusApp;
     #[cfg(feature = "http")]
     pub use jararaca_http::HttpApp;
+    #[cfg(feature = "ws")]
+    pub use jararaca_ws::{WebSocketApp, WebSocketMessageExt};
 }
 
 /// JSON Schema for API types (derive `schemars::JsonSchema` on DTOs; depend on `schemars`

@@ -22,6 +22,17 @@ function queryParams(...parts: Array<object | undefined>): { [key: string]: unkn
   return query;
 }
 
+/** Every message the server pushes over WebSocket, by `MESSAGE_ID`. */
+export type WebSocketMessageMap = {
+  "task.updated": TaskUpdated;
+};
+
+/** A WebSocket frame as the server sends it. */
+export interface WebSocketMessageWrapper<INHERITS_WS_MESSAGE> {
+  MESSAGE_ID: string;
+  message: INHERITS_WS_MESSAGE;
+}
+
 /** The body of `POST /tasks`. */
 export interface CreateTask {
   /** What to do. */
@@ -110,6 +121,25 @@ export interface Task {
   createdAt: string;
   /** When it last changed. */
   updatedAt: string;
+}
+
+/** What changed. */
+export const TaskChange = {
+  UPDATED: "updated",
+  HANDLED: "handled",
+} as const;
+export type TaskChange = (typeof TaskChange)[keyof typeof TaskChange];
+
+/** Pushed to [`TASKS_ROOM`] when a task changes. */
+export interface TaskUpdated {
+  /** The task's id. */
+  id: string;
+  /** Its title. */
+  title: string;
+  /** Whether it is done. */
+  done: boolean;
+  /** What changed. */
+  change: TaskChange;
 }
 
 /** The body of `PUT /tasks/{id}`. */

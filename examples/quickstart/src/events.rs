@@ -72,6 +72,13 @@ async fn on_task_created(task: TaskCreated, delivery: Delivery) -> Result<(), Bo
     // A notifier that cannot be reached fails the unit: the row above is rolled back and the
     // message delivered again.
     inject::<TaskNotifier>().await?.task_created(&task).await?;
+    crate::live::push(crate::TaskUpdated {
+        id: task.id,
+        title: task.title.clone(),
+        done: false,
+        change: crate::TaskChange::Handled,
+    })
+    .await;
     inject::<CreatedTasks>().await?.record(task.id);
     tracing::info!(task = %task.id, title = %task.title, "task created");
     Ok(())

@@ -17,10 +17,15 @@
 //! It keeps its tasks in SQLite by default (in memory; `DATABASE_URL=sqlite://tasks.db?mode=rwc`
 //! keeps them in a file) and in PostgreSQL when `DATABASE_URL` points there. The schema is
 //! created by the sqlx migrations in `migrations/` at startup.
+//!
+//! Clients of `/ws/tasks` get `task.updated` when a task is replaced (from the HTTP handler)
+//! and when the worker has handled its creation (from the bus handler), each once its unit
+//! of work committed.
 
 mod audit;
 mod events;
 mod jobs;
+mod live;
 mod notify;
 mod tasks;
 
@@ -37,6 +42,7 @@ use tower::ServiceBuilder;
 pub use audit::{AuditLayer, UnitsSeen};
 pub use events::{CreatedTasks, TaskCreated};
 pub use jobs::KEEP_DONE_FOR_HOURS;
+pub use live::{TASKS_ROOM, TaskChange, TaskUpdated, TasksSocket};
 pub use notify::{Notification, Notifier, NotifierClient, TaskNotifier};
 pub use tasks::{CreateTask, Task, TasksController, UpdateTask};
 
@@ -107,6 +113,8 @@ pub fn service() -> Microservice {
         .with(jararaca::tsgen::TypeScript::new())
         // Every hour, purge the tasks done more than a day ago.
         .controller(jobs::jobs())
+        // `/ws/tasks`, where `task.updated` is pushed when a task changes.
+        .controller(TasksSocket::websocket_controller())
         // One stack, given once, around every route and every message handler.
         .interceptor_with(|c| {
             Ok(ServiceBuilder::new()

@@ -176,7 +176,9 @@ impl TasksController {
             done: update.done,
             ..task
         };
-        Ok(Json(tasks.update(&task).await?))
+        let task = tasks.update(&task).await?;
+        crate::live::push(crate::TaskUpdated::of(&task, crate::TaskChange::Updated)).await;
+        Ok(Json(task))
     }
 
     #[delete("/{id}", summary = "Delete a task")]

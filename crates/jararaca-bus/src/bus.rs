@@ -320,6 +320,13 @@ impl fmt::Debug for UnitBus {
     }
 }
 
+/// The publisher of the current unit of work (the reference's `use_publisher()`): what it
+/// publishes, delays or schedules is staged and sent after the unit commits. The same as
+/// [`UnitBus::current`].
+pub fn use_publisher() -> Result<UnitBus, BusError> {
+    UnitBus::current()
+}
+
 impl UnitBus {
     /// Stages into `unit` with `bus`.
     pub fn new(bus: Bus, unit: UnitOfWork) -> Self {
@@ -381,6 +388,17 @@ impl UnitBus {
         let mut outgoing = Outgoing::message(message)?;
         if let Some(parent) = self.unit.trace() {
             crate::trace::publish(parent, M::TOPIC, &mut outgoing.headers);
+        }
+        self.stage(|staged| staged.publishes.push(outgoing))
+    }
+
+    /// Stages `message` under `topic` instead of its own (`"<topic>.#"` as routing key): the
+    /// reference's `use_publisher().publish(message, "custom.topic")`.
+    pub fn publish_to<M: Message>(&self, message: &M, topic: &str) -> Result<(), BusError> {
+        let mut outgoing = Outgoing::message(message)?;
+        outgoing.route = crate::message::Route::Main(crate::message::topic_routing_key(topic));
+        if let Some(parent) = self.unit.trace() {
+            crate::trace::publish(parent, topic, &mut outgoing.headers);
         }
         self.stage(|staged| staged.publishes.push(outgoing))
     }
@@ -717,5 +735,54 @@ mod after_commit_tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, 1);
         assert!(seen[0].1.contains("the broker is away"), "{seen:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jararaca_di::{UnitKind, UnitOfWork};
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::memory::InMemoryBroker;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Ping {
+        n: u32,
+    }
+
+    impl Message for Ping {
+        const TOPIC: &'static str = "ping";
+        const KIND: crate::MessageKind = crate::MessageKind::Event;
+    }
+
+    #[tokio::test]
+    async fn a_message_can_be_published_under_another_topic() {
+        let broker = InMemoryBroker::new();
+        broker.declare_queue("own", "ping.#");
+        broker.declare_queue("custom", "custom.topic.#");
+        let bus = Bus::new(broker.clone());
+        let unit = UnitOfWork::new(UnitKind::Http);
+        let staged = unit
+            .scope(async {
+                use_publisher().and_then(|p| p.publish_to(&Ping { n: 1 }, "custom.topic"))
+            })
+            .await;
+        assert!(
+            matches!(staged, Err(BusError::OutsideUnit { .. })),
+            "no bus in this unit"
+        );
+
+        let publisher = UnitBus::new(bus, unit.clone());
+        publisher
+            .publish_to(&Ping { n: 1 }, "custom.topic")
+            .unwrap();
+        publisher.publish(&Ping { n: 2 }).unwrap();
+        unit.finish(true).await.unwrap();
+        let custom = broker.peek("custom");
+        assert_eq!(custom.len(), 1);
+        assert_eq!(custom[0].routing_key, "custom.topic.#");
+        assert_eq!(custom[0].body, br#"{"n":1}"#);
+        assert_eq!(broker.peek("own").len(), 1);
     }
 }

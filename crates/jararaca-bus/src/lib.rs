@@ -100,7 +100,9 @@ mod worker;
 
 #[cfg(feature = "amqp")]
 pub use amqp::{ACCESS_REFUSED_RETRY, AmqpPublisher};
-pub use bus::{Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus};
+pub use bus::{
+    Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus, use_publisher,
+};
 pub use capability::{BusApp, BusPart, BusSettings, InProcessBus, MessageBus, WorkerHandlers};
 pub use controller::MessageController;
 #[cfg(feature = "redis")]

@@ -196,7 +196,7 @@ fn worker_command() -> clap::Command {
             Arg::new("handlers")
                 .long("handlers")
                 .env("HANDLERS")
-                .help("Only these handlers (comma-separated names)"),
+                .help("Only these handlers (comma-separated: a handler's name, method, Controller.method or queue)"),
         )
         .arg(
             Arg::new("groups")

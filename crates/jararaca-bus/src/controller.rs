@@ -105,6 +105,8 @@ impl MessageController {
                     handler = handler.with_queue(queue);
                 }
                 handler
+                    .with_alias(method.clone())
+                    .with_alias(format!("{}.{method}", self.name))
             })
             .collect()
     }

@@ -44,6 +44,8 @@ pub struct Handler {
     pub(crate) service: HandlerService,
     /// A scheduled action's queue: bound with its own name, `x-max-length=1`.
     pub(crate) action: bool,
+    /// More names `--handlers` knows it by (its method, `Controller.method`).
+    pub(crate) aliases: Vec<String>,
 }
 
 /// The reference's per-handler options.
@@ -121,6 +123,7 @@ impl Handler {
             options: HandlerOptions::default(),
             service: BoxCloneSyncService::new(service),
             action: false,
+            aliases: Vec::new(),
         }
     }
 
@@ -185,6 +188,24 @@ impl Handler {
     pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
         self
+    }
+
+    /// Lets `--handlers` select it by `name` too.
+    #[must_use]
+    pub fn with_alias(mut self, name: impl Into<String>) -> Self {
+        self.aliases.push(name.into());
+        self
+    }
+
+    /// Every name `--handlers` selects it by: its `name` option, its method and
+    /// `Controller.method` (for a controller's handler), and its queue.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.options
+            .name
+            .as_deref()
+            .into_iter()
+            .chain(self.aliases.iter().map(String::as_str))
+            .chain(std::iter::once(self.queue.as_str()))
     }
 
     /// Wraps its service, in interceptor layers for instance.

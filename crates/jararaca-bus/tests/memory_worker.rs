@@ -557,3 +557,30 @@ async fn a_dropped_delivery_counts_the_attempt_and_cannot_loop_forever() {
         dead[0].message.headers
     );
 }
+
+#[tokio::test]
+async fn handlers_are_chosen_by_any_name_a_user_sees_and_an_unknown_one_is_an_error() {
+    let broker = InMemoryBroker::new();
+    let controller = jararaca_bus::MessageController::new("Jobs")
+        .handler::<Job, _, _>("on_job", |_job: Job, _d: Delivery| async { Ok(()) });
+    let handlers = controller.handlers("svc");
+    let queue = handlers[0].queue().to_owned();
+    let names: Vec<&str> = handlers[0].names().collect();
+    for name in ["on_job", "Jobs.on_job", queue.as_str()] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+        let worker = handlers
+            .iter()
+            .cloned()
+            .fold(Worker::in_memory(broker.clone()), Worker::handler)
+            .only_handlers([name]);
+        assert_eq!(worker.topology().queues.len(), 1, "--handlers {name}");
+    }
+
+    let worker = handlers
+        .into_iter()
+        .fold(Worker::in_memory(broker), Worker::handler)
+        .only_handlers(["on_jobs"]);
+    let err = worker.run(async {}).await.unwrap_err().to_string();
+    assert!(err.contains("no handler is named on_jobs"), "{err}");
+    assert!(err.contains("Jobs.on_job") && err.contains(&queue), "{err}");
+}

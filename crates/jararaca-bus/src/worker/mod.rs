@@ -224,6 +224,22 @@ impl Worker {
     }
 
     async fn run_until(mut self, stop: watch::Receiver<bool>) -> Result<(), BusError> {
+        if let Some(names) = &self.only_names {
+            let unknown: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|name| !self.handlers.iter().any(|h| h.names().any(|n| n == *name)))
+                .collect();
+            if !unknown.is_empty() {
+                let known: BTreeSet<&str> = self.handlers.iter().flat_map(Handler::names).collect();
+                return Err(BusError::Config(format!(
+                    "no handler is named {}: --handlers takes a handler's name, its method, \
+                     `Controller.method` or its queue: {}",
+                    unknown.join(", "),
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
         let handlers: Vec<Handler> = std::mem::take(&mut self.handlers)
             .into_iter()
             .filter(|h| keep(self.only_names.as_ref(), self.only_groups.as_ref(), h))
@@ -320,13 +336,7 @@ fn keep(
     groups: Option<&BTreeSet<String>>,
     handler: &Handler,
 ) -> bool {
-    let by_name = names.is_none_or(|names| {
-        handler
-            .options
-            .name
-            .as_ref()
-            .is_some_and(|n| names.contains(n))
-    });
+    let by_name = names.is_none_or(|names| handler.names().any(|n| names.contains(n)));
     let by_group = groups.is_none_or(|groups| {
         handler
             .options

@@ -226,7 +226,14 @@ fn declare_command() -> clap::Command {
                 .short('f')
                 .env("FORCE")
                 .action(clap::ArgAction::SetTrue)
-                .help("Recreate queues whose arguments conflict (their messages are lost)"),
+                .help("Recreate queues whose arguments conflict, when they hold no messages"),
+        )
+        .arg(
+            Arg::new("discard-messages")
+                .long("discard-messages")
+                .env("DISCARD_MESSAGES")
+                .action(clap::ArgAction::SetTrue)
+                .help("With --force, recreate conflicting queues even if their messages are lost"),
         )
 }
 
@@ -389,13 +396,30 @@ async fn declare(topology: &Topology, matches: &ArgMatches) -> Result<(), BoxErr
             .ok_or("--broker-url is required")?,
     )?;
     let force = matches.get_flag("force");
-    let report = match crate::declare(&url, topology, force).await {
-        Err(BusError::TopologyConflict { .. })
-            if matches.get_flag("interactive-mode") && confirm()? =>
-        {
-            crate::declare(&url, topology, true).await?
+    let interactive = matches.get_flag("interactive-mode");
+    let report = if force && matches.get_flag("discard-messages") {
+        crate::declare_discarding(&url, topology).await?
+    } else {
+        match crate::declare(&url, topology, force).await {
+            Err(BusError::TopologyConflict { name, .. })
+                if interactive && confirm(&name, None)? =>
+            {
+                match crate::declare(&url, topology, true).await {
+                    Err(BusError::WouldLoseMessages { name, messages })
+                        if confirm(&name, Some(messages))? =>
+                    {
+                        crate::declare_discarding(&url, topology).await?
+                    }
+                    other => other?,
+                }
+            }
+            Err(BusError::WouldLoseMessages { name, messages })
+                if interactive && confirm(&name, Some(messages))? =>
+            {
+                crate::declare_discarding(&url, topology).await?
+            }
+            other => other?,
         }
-        other => other?,
     };
     for queue in &report.declared {
         println!("declared {queue}");
@@ -407,18 +431,23 @@ async fn declare(topology: &Topology, matches: &ArgMatches) -> Result<(), BoxErr
 }
 
 #[cfg(feature = "amqp")]
-fn confirm() -> Result<bool, BoxError> {
+fn confirm(queue: &str, messages: Option<u32>) -> Result<bool, BoxError> {
     use std::io::{BufRead, IsTerminal, Write};
 
     if !std::io::stdin().is_terminal() {
-        return Err(
-            "a queue conflicts and there is no terminal to ask: rerun with --force to recreate it"
-                .into(),
-        );
+        return Err(format!(
+            "`{queue}` conflicts and there is no terminal to ask: rerun with --force to recreate \
+             it (and --discard-messages if it holds messages)"
+        )
+        .into());
     }
-    print!(
-        "A queue exists with other arguments. Delete and recreate it, losing its messages? [y/N] "
-    );
+    match messages {
+        Some(n) => print!(
+            "`{queue}` holds {n} message(s), which recreating it would lose. Delete them and \
+             recreate it? [y/N] "
+        ),
+        None => print!("`{queue}` exists with other arguments. Delete and recreate it? [y/N] "),
+    }
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

@@ -69,6 +69,19 @@ pub enum BusError {
     #[error(transparent)]
     Unit(#[from] jararaca_di::UnitError),
 
+    /// Recreating a conflicting queue would drop the messages it holds, and dropping them
+    /// was not allowed.
+    #[error(
+        "`{name}` must be recreated (its arguments differ) but holds {messages} message(s) that \
+         would be lost: consume or move them first, or declare with `--discard-messages`"
+    )]
+    WouldLoseMessages {
+        /// The queue.
+        name: String,
+        /// How many messages it holds.
+        messages: u32,
+    },
+
     /// A topology object exists with other settings than the ones to declare.
     #[error(
         "`{name}` already exists with different arguments ({detail}): delete it, or declare \

@@ -126,9 +126,9 @@ pub use publisher::Publisher;
 pub use settle::{
     DeadLetterReason, SettleFuture, SettleLayer, SettlePolicy, SettleService, Settlement,
 };
-#[cfg(feature = "amqp")]
-pub use topology::declare;
 pub use topology::{DeclareReport, QueueKind, QueueSpec, Topology, dead_letter_queue_arguments};
+#[cfg(feature = "amqp")]
+pub use topology::{declare, declare_discarding};
 pub use trace::TRACEPARENT;
 pub use url::{BrokerUrl, DEFAULT_PUBLISH_TIMEOUT, DeadLetterNames, redact};
 pub use worker::{DEFAULT_GRACE_PERIOD, Worker};

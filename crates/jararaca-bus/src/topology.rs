@@ -110,7 +110,7 @@ pub struct DeclareReport {
 }
 
 #[cfg(feature = "amqp")]
-pub use self::amqp::declare;
+pub use self::amqp::{declare, declare_discarding};
 
 #[cfg(feature = "amqp")]
 mod amqp {
@@ -132,14 +132,33 @@ mod amqp {
     ///
     /// An object that exists with other arguments is a [`BusError::TopologyConflict`]
     /// (unlike the reference, which reports success); with `force`, a conflicting queue is
-    /// deleted and recreated, losing its messages.
+    /// deleted and recreated — only when it is empty: one holding messages is a
+    /// [`BusError::WouldLoseMessages`] naming how many ([`declare_discarding`] drops them).
     pub async fn declare(
         url: &BrokerUrl,
         topology: &Topology,
         force: bool,
     ) -> Result<DeclareReport, BusError> {
+        declare_with(url, topology, force, false).await
+    }
+
+    /// [`declare`] with `force`, recreating conflicting queues even when that drops the
+    /// messages they hold.
+    pub async fn declare_discarding(
+        url: &BrokerUrl,
+        topology: &Topology,
+    ) -> Result<DeclareReport, BusError> {
+        declare_with(url, topology, true, true).await
+    }
+
+    async fn declare_with(
+        url: &BrokerUrl,
+        topology: &Topology,
+        force: bool,
+        discard: bool,
+    ) -> Result<DeclareReport, BusError> {
         let connection = connect_with_retry(url, "jararaca declare").await?;
-        let result = declare_on(&connection, url, topology, force).await;
+        let result = declare_on(&connection, url, topology, force, discard).await;
         let _ = connection.close(200, "declared".into()).await;
         result
     }
@@ -149,6 +168,7 @@ mod amqp {
         url: &BrokerUrl,
         topology: &Topology,
         force: bool,
+        discard: bool,
     ) -> Result<DeclareReport, BusError> {
         let mut channel = open(connection).await?;
         let durable = ExchangeDeclareOptions {
@@ -189,8 +209,26 @@ mod amqp {
             match declare_queue(&channel, &queue, &arguments).await {
                 Ok(()) => report.declared.push(queue.clone()),
                 Err(error) if force && is_precondition_failed(&error) => {
-                    tracing::warn!(%queue, "queue exists with other arguments; deleting and recreating it (force)");
                     channel = open(connection).await?;
+                    let messages = channel
+                        .queue_declare(
+                            ShortString::from(queue.as_str()),
+                            QueueDeclareOptions {
+                                passive: true,
+                                ..QueueDeclareOptions::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(BusError::amqp("counting a conflicting queue's messages"))?
+                        .message_count();
+                    if messages > 0 && !discard {
+                        return Err(BusError::WouldLoseMessages {
+                            name: queue.clone(),
+                            messages,
+                        });
+                    }
+                    tracing::warn!(%queue, messages, "queue exists with other arguments; deleting and recreating it (force)");
                     channel
                         .queue_delete(
                             ShortString::from(queue.as_str()),

@@ -212,7 +212,22 @@ async fn declare_creates_the_reference_topology_and_reports_conflicts() {
         Err(BusError::TopologyConflict { name, .. }) => assert_eq!(name, handler_queue),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let report = declare(&ns.url, &conflicting, true).await.unwrap();
+    // `force` alone refuses to drop the messages the queue holds, and says how many.
+    let bus = Bus::new(AmqpPublisher::connect(&ns.url).await.unwrap());
+    bus.publish(&Job { n: 1 }).await.unwrap();
+    bus.publish(&Job { n: 2 }).await.unwrap();
+    match declare(&ns.url, &conflicting, true).await {
+        Err(BusError::WouldLoseMessages { name, messages }) => {
+            assert_eq!((name.as_str(), messages), (handler_queue.as_str(), 2));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let report = jararaca_bus::declare_discarding(&ns.url, &conflicting)
+        .await
+        .unwrap();
+    assert_eq!(report.recreated, vec![handler_queue.clone()]);
+    // An empty conflicting queue is recreated by `force` alone.
+    let report = declare(&ns.url, &topology, true).await.unwrap();
     assert_eq!(report.recreated, vec![handler_queue.clone()]);
     ns.cleanup().await;
 }

@@ -152,31 +152,7 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
     let ident = &sig.ident;
     let method_ident = format_ident!("{method}");
     let path = &args.path;
-    let handler = match sig.inputs.first() {
-        Some(FnArg::Receiver(receiver)) => {
-            if receiver.reference.is_none() || receiver.mutability.is_some() {
-                return Err(syn::Error::new(
-                    receiver.span(),
-                    "a route method takes `&self` (the controller is shared between requests)",
-                ));
-            }
-            let mut params = Vec::new();
-            let mut names = Vec::new();
-            for (i, input) in sig.inputs.iter().skip(1).enumerate() {
-                let FnArg::Typed(typed) = input else { continue };
-                let arg = format_ident!("__arg{i}");
-                let ty = &typed.ty;
-                params.push(quote_spanned!(ty.span()=> #arg: #ty));
-                names.push(arg);
-            }
-            quote! {
-                |#di::Inject(__this): #di::Inject<Self>, #(#params),*| async move {
-                    __this.#ident(#(#names),*).await
-                }
-            }
-        }
-        _ => quote!(Self::#ident),
-    };
+    let handler = handler_expr(sig, &di, "a route method")?;
     let name = match &args.name {
         Some(name) => quote!(#name),
         None => {
@@ -199,4 +175,38 @@ fn route(method: &str, args: &Args, function: &syn::ImplItemFn) -> syn::Result<T
 /// `jararaca_http` directly, or through the facade's `jararaca::http`.
 fn http_path() -> syn::Path {
     crate::capability_path("jararaca-http", "http")
+}
+
+/// The handler a method becomes: `Self::method` for an associated function, or, for a method
+/// taking `&self`, a closure that takes the controller from the container (`Inject<Self>`)
+/// and the method's other arguments as extractors. `what` names the method in errors.
+pub(crate) fn handler_expr(
+    sig: &syn::Signature,
+    di: &syn::Path,
+    what: &str,
+) -> syn::Result<TokenStream> {
+    let ident = &sig.ident;
+    let Some(FnArg::Receiver(receiver)) = sig.inputs.first() else {
+        return Ok(quote!(Self::#ident));
+    };
+    if receiver.reference.is_none() || receiver.mutability.is_some() {
+        return Err(syn::Error::new(
+            receiver.span(),
+            format!("{what} takes `&self` (the controller is shared between requests)"),
+        ));
+    }
+    let mut params = Vec::new();
+    let mut names = Vec::new();
+    for (i, input) in sig.inputs.iter().skip(1).enumerate() {
+        let FnArg::Typed(typed) = input else { continue };
+        let arg = format_ident!("__arg{i}");
+        let ty = &typed.ty;
+        params.push(quote_spanned!(ty.span()=> #arg: #ty));
+        names.push(arg);
+    }
+    Ok(quote! {
+        |#di::Inject(__this): #di::Inject<Self>, #(#params),*| async move {
+            __this.#ident(#(#names),*).await
+        }
+    })
 }

@@ -2,10 +2,10 @@
 //! endpoints.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Expr, FnArg, ImplItem, ItemImpl, LitStr, Token, Type};
+use syn::{DeriveInput, Expr, ImplItem, ItemImpl, LitStr, Token, Type};
 
 /// `jararaca_ws` directly, or through the facade's `jararaca::ws`.
 fn ws_path() -> syn::Path {
@@ -211,31 +211,7 @@ fn endpoint_route(args: &EndpointArgs, function: &syn::ImplItemFn) -> syn::Resul
     let di = crate::di_path();
     let ident = &sig.ident;
     let path = &args.path;
-    let handler = match sig.inputs.first() {
-        Some(FnArg::Receiver(receiver)) => {
-            if receiver.reference.is_none() || receiver.mutability.is_some() {
-                return Err(syn::Error::new(
-                    receiver.span(),
-                    "an endpoint method takes `&self` (the controller is shared between requests)",
-                ));
-            }
-            let mut params = Vec::new();
-            let mut names = Vec::new();
-            for (i, input) in sig.inputs.iter().skip(1).enumerate() {
-                let FnArg::Typed(typed) = input else { continue };
-                let arg = format_ident!("__arg{i}");
-                let ty = &typed.ty;
-                params.push(quote_spanned!(ty.span()=> #arg: #ty));
-                names.push(arg);
-            }
-            quote! {
-                |#di::Inject(__this): #di::Inject<Self>, #(#params),*| async move {
-                    __this.#ident(#(#names),*).await
-                }
-            }
-        }
-        _ => quote!(Self::#ident),
-    };
+    let handler = crate::controller::handler_expr(sig, &di, "an endpoint method")?;
     let name = match &args.name {
         Some(name) => quote!(#name),
         None => {

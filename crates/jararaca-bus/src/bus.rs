@@ -385,11 +385,7 @@ impl UnitBus {
     /// In a traced unit (an HTTP request, a delivery) it gets a `PUBLISH <topic>` span and
     /// carries that span's `traceparent`.
     pub fn publish<M: Message>(&self, message: &M) -> Result<(), BusError> {
-        let mut outgoing = Outgoing::message(message)?;
-        if let Some(parent) = self.unit.trace() {
-            crate::trace::publish(parent, M::TOPIC, &mut outgoing.headers);
-        }
-        self.stage(|staged| staged.publishes.push(outgoing))
+        self.stage_traced(Outgoing::message(message)?, M::TOPIC)
     }
 
     /// Stages `message` under `topic` instead of its own (`"<topic>.#"` as routing key): the
@@ -397,6 +393,11 @@ impl UnitBus {
     pub fn publish_to<M: Message>(&self, message: &M, topic: &str) -> Result<(), BusError> {
         let mut outgoing = Outgoing::message(message)?;
         outgoing.route = crate::message::Route::Main(crate::message::topic_routing_key(topic));
+        self.stage_traced(outgoing, topic)
+    }
+
+    /// Stages `outgoing` with a `PUBLISH <topic>` span's `traceparent` when the unit is traced.
+    fn stage_traced(&self, mut outgoing: Outgoing, topic: &str) -> Result<(), BusError> {
         if let Some(parent) = self.unit.trace() {
             crate::trace::publish(parent, topic, &mut outgoing.headers);
         }

@@ -78,21 +78,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     let mut block: ItemImpl = syn::parse2(item)?;
     let self_ty = &block.self_ty;
-    let name = match &args.name {
-        Some(name) => quote!(#name),
-        None => {
-            let Type::Path(path) = self_ty.as_ref() else {
-                return Err(syn::Error::new(self_ty.span(), "expected a named type"));
-            };
-            let ident = path
-                .path
-                .segments
-                .last()
-                .map(|s| s.ident.to_string())
-                .unwrap_or_default();
-            quote!(#ident)
-        }
-    };
+    let name = controller_name(args.name.as_ref(), self_ty)?;
 
     let mut routes = Vec::new();
     for item in &mut block.items {
@@ -209,4 +195,21 @@ pub(crate) fn handler_expr(
             __this.#ident(#(#names),*).await
         }
     })
+}
+
+/// A controller's name: the one given, else the last segment of the `impl` block's type.
+pub(crate) fn controller_name(given: Option<&LitStr>, self_ty: &Type) -> syn::Result<TokenStream> {
+    if let Some(name) = given {
+        return Ok(quote!(#name));
+    }
+    let Type::Path(path) = self_ty else {
+        return Err(syn::Error::new(self_ty.span(), "expected a named type"));
+    };
+    let ident = path
+        .path
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
+    Ok(quote!(#ident))
 }

@@ -141,21 +141,7 @@ pub(crate) fn expand_controller(args: TokenStream, item: TokenStream) -> syn::Re
     let args: ControllerArgs = syn::parse2(args)?;
     let mut block: ItemImpl = syn::parse2(item)?;
     let self_ty = &block.self_ty;
-    let name = match &args.name {
-        Some(name) => quote!(#name),
-        None => {
-            let Type::Path(path) = self_ty.as_ref() else {
-                return Err(syn::Error::new(self_ty.span(), "expected a named type"));
-            };
-            let ident = path
-                .path
-                .segments
-                .last()
-                .map(|s| s.ident.to_string())
-                .unwrap_or_default();
-            quote!(#ident)
-        }
-    };
+    let name = crate::controller::controller_name(args.name.as_ref(), self_ty)?;
     let mut routes = Vec::new();
     for item in &mut block.items {
         let ImplItem::Fn(function) = item else {

@@ -151,9 +151,7 @@ impl Session {
 
     async fn close(self) {
         // Unacknowledged messages go back to the dead-letter queue, in order.
-        let limit = std::time::Duration::from_secs(5);
-        let _ = tokio::time::timeout(limit, self.channel.close(200, "done".into())).await;
-        let _ = tokio::time::timeout(limit, self.connection.close(200, "done".into())).await;
+        crate::amqp::close(&self.connection, &[self.channel], "done").await;
     }
 }
 

@@ -122,7 +122,7 @@ mod amqp {
     use lapin::{Channel, Connection, ExchangeKind};
 
     use super::{DeclareReport, Topology, dead_letter_queue_arguments};
-    use crate::amqp::{connect_with_retry, soft_error};
+    use crate::amqp::{close, connect_with_retry, soft_error};
     use crate::headers::Headers;
     use crate::headers::amqp::to_table;
     use crate::{BrokerUrl, BusError};
@@ -158,19 +158,30 @@ mod amqp {
         discard: bool,
     ) -> Result<DeclareReport, BusError> {
         let connection = connect_with_retry(url, "jararaca declare").await?;
-        let result = declare_on(&connection, url, topology, force, discard).await;
-        let _ = connection.close(200, "declared".into()).await;
-        result
+        match open(&connection).await {
+            Ok(mut channel) => {
+                let result =
+                    declare_on(&connection, &mut channel, url, topology, force, discard).await;
+                close(&connection, &[channel], "declared").await;
+                result
+            }
+            Err(error) => {
+                close(&connection, &[], "declared").await;
+                Err(error)
+            }
+        }
     }
 
+    /// Declares everything on `channel`, replacing it with a new one when a forced
+    /// recreation made the broker close it.
     async fn declare_on(
         connection: &Connection,
+        channel: &mut Channel,
         url: &BrokerUrl,
         topology: &Topology,
         force: bool,
         discard: bool,
     ) -> Result<DeclareReport, BusError> {
-        let mut channel = open(connection).await?;
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -206,10 +217,10 @@ mod amqp {
             )
         }));
         for (queue, exchange, binding_key, arguments) in queues {
-            match declare_queue(&channel, &queue, &arguments).await {
+            match declare_queue(channel, &queue, &arguments).await {
                 Ok(()) => report.declared.push(queue.clone()),
                 Err(error) if force && is_precondition_failed(&error) => {
-                    channel = open(connection).await?;
+                    *channel = open(connection).await?;
                     let messages = channel
                         .queue_declare(
                             ShortString::from(queue.as_str()),
@@ -236,7 +247,7 @@ mod amqp {
                         )
                         .await
                         .map_err(BusError::amqp("deleting a conflicting queue"))?;
-                    declare_queue(&channel, &queue, &arguments)
+                    declare_queue(channel, &queue, &arguments)
                         .await
                         .map_err(|e| conflict(&queue, e))?;
                     report.recreated.push(queue.clone());

@@ -70,22 +70,24 @@ async fn sigterm_lets_the_request_in_flight_complete_and_exits_zero() {
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
 }
 
-/// Reads `child`'s standard error line by line until `wanted` appears (or the time is up).
+/// Reads `child`'s standard error line by line until `wanted` appears (or the time is up),
+/// and returns that line.
 async fn wait_for_line(
     lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
     wanted: &str,
-) -> bool {
+) -> Option<String> {
     let search = async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains(wanted) {
-                return true;
+                return Some(line);
             }
         }
-        false
+        None
     };
     tokio::time::timeout(Duration::from_secs(30), search)
         .await
-        .unwrap_or(false)
+        .ok()
+        .flatten()
 }
 
 fn quickstart(args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
@@ -122,10 +124,14 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
         ("BACKEND_URL", redis.as_str()),
     ];
 
-    let declared = quickstart(&["declare"], &env).status().await.unwrap();
-    assert!(declared.success(), "declare failed");
+    let declared = quickstart(&["declare"], &env).output().await.unwrap();
+    assert!(declared.status.success(), "declare failed");
+    let declare_log = String::from_utf8_lossy(&declared.stderr).into_owned();
 
-    let mut worker = quickstart(&["worker"], &env).spawn().unwrap();
+    // The handler chosen by the method name a user sees in the code.
+    let mut worker = quickstart(&["worker", "--handlers", "on_task_created"], &env)
+        .spawn()
+        .unwrap();
     let mut worker_log = tokio::io::BufReader::new(worker.stderr.take().unwrap()).lines();
     let port = free_port();
     let mut server = quickstart(
@@ -136,7 +142,8 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
     .unwrap();
 
     let mut stream = connect(port).await;
-    let body = r#"{"title": "cross the broker"}"#;
+    // A title that would forge a second log line and colour the terminal if logged raw.
+    let body = r#"{"title": "cross the broker\n2026-01-01T00:00:00Z ERROR forged \u001b[31mred"}"#;
     let request = format!(
         "POST /tasks HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -153,6 +160,7 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
         .to_owned();
 
     let handled = wait_for_line(&mut worker_log, &id).await;
+    let handled_line = handled.clone().unwrap_or_default();
 
     for child in [&mut server, &mut worker] {
         let pid = child.id().unwrap().to_string();
@@ -177,9 +185,54 @@ async fn a_server_and_a_worker_process_share_rabbitmq_and_redis() {
         )
         .await;
 
-    assert!(handled, "the worker process logged the task {id}");
+    let worker_rest = lines_until(&mut worker_log, "\0").await;
+    let server_log = match server.stderr.take() {
+        Some(stderr) => lines_until(&mut tokio::io::BufReader::new(stderr).lines(), "\0").await,
+        None => String::new(),
+    };
+
+    assert!(handled.is_some(), "the worker process logged the task {id}");
+    assert!(
+        handled_line.contains(r"cross the broker\n2026-01-01T00:00:00Z ERROR forged \u{1b}[31mred"),
+        "the title is logged escaped, on its line: {handled_line}"
+    );
+    assert!(!handled_line.contains('\u{1b}'), "{handled_line:?}");
+    assert!(
+        !worker_rest.lines().any(|line| line.contains("forged")),
+        "the title forged no log line: {worker_rest}"
+    );
     assert!(server_status.expect("the server exits").unwrap().success());
     assert!(worker_status.expect("the worker exits").unwrap().success());
+    // A clean run logs no error, from the service or the libraries under it.
+    for (who, log) in [
+        ("declare", declare_log.as_str()),
+        ("worker", worker_rest.as_str()),
+        ("server", server_log.as_str()),
+    ] {
+        assert!(
+            !log.lines().any(|line| line.contains(" ERROR ")),
+            "{who} logged an error on a clean run:\n{log}"
+        );
+    }
+}
+
+/// Collects `child`'s log lines until one contains `until`, the stream ends, or a moment
+/// passes with nothing new.
+async fn lines_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<impl tokio::io::AsyncRead + Unpin>>,
+    until: &str,
+) -> String {
+    let mut seen = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+    {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(until) {
+            break;
+        }
+    }
+    seen
 }
 
 /// The Redis database of the beat test: the beat's keys (`beat_lock`,
@@ -220,7 +273,9 @@ async fn a_beat_process_dispatches_the_purge_and_a_worker_process_runs_it() {
         .spawn()
         .unwrap();
 
-    let purged = wait_for_line(&mut worker_log, "purged the tasks done more than a day ago").await;
+    let purged = wait_for_line(&mut worker_log, "purged the tasks done more than a day ago")
+        .await
+        .is_some();
 
     for child in [&mut beat, &mut worker] {
         let pid = child.id().unwrap().to_string();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind};
 
 pub use self::publisher::AmqpPublisher;
 use crate::headers::amqp::to_table;
@@ -44,6 +44,21 @@ pub(crate) async fn connect(url: &BrokerUrl, name: &str) -> Result<Connection, B
             source,
         },
     })
+}
+
+/// How long a clean close waits for the broker to confirm it.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes `channels`, then `connection`, each waiting up to [`CLOSE_TIMEOUT`] for the
+/// broker. Closing a channel explicitly first matters: a channel left to be closed by its
+/// drop races the connection's close, and lapin logs the lost race as a connection error.
+/// Unacknowledged deliveries return to their queues either way.
+pub(crate) async fn close(connection: &Connection, channels: &[Channel], reason: &str) {
+    let closes = channels
+        .iter()
+        .map(|channel| tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, reason.into())));
+    futures_util::future::join_all(closes).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, reason.into())).await;
 }
 
 /// Connects, retrying with the URL's connection retry policy; a refused login is returned at

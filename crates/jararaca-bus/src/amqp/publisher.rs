@@ -12,7 +12,7 @@ use lapin::{Channel, Confirmation, Connection, PublisherConfirm};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::{ACCESS_REFUSED_RETRY, connect, connect_with_retry, destination, properties};
+use super::{ACCESS_REFUSED_RETRY, close, connect, connect_with_retry, destination, properties};
 use crate::{BrokerUrl, BusError, Outgoing, Publisher, new_message_id};
 
 /// The name the publisher's connections carry on the broker.
@@ -21,9 +21,6 @@ const CONNECTION_NAME: &str = "jararaca publisher";
 /// How many times a batch is sent again on a fresh connection after the previous one was
 /// lost with messages still unconfirmed.
 const RESEND_ROUNDS: usize = 2;
-
-/// How long closing a connection that was replaced may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes to RabbitMQ with publisher confirms: `publish` resolves when the broker has
 /// the message, fails with [`BusError::Unroutable`] when a mandatory message (a task) found
@@ -131,7 +128,7 @@ impl AmqpPublisher {
     pub async fn close(&self) {
         let link = self.shared.lock().link.take();
         if let Some(link) = link {
-            let _ = link.connection.close(200, "bye".into()).await;
+            close(&link.connection, &[link.channel], "bye").await;
         }
     }
 
@@ -413,13 +410,11 @@ async fn confirm_channel(connection: &Connection) -> Result<Channel, BusError> {
 }
 
 fn close_later(link: Link) {
-    close_connection_later(link.connection);
+    tokio::spawn(async move { close(&link.connection, &[link.channel], "replaced").await });
 }
 
 fn close_connection_later(connection: Connection) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "replaced".into())).await;
-    });
+    tokio::spawn(async move { close(&connection, &[], "replaced").await });
 }
 
 /// The background reconnect: attempts with the URL's connection backoff until connected,

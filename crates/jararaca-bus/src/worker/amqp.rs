@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::Plan;
 use super::consumer::{Ended, SETTLE_TIMEOUT, STEADY, Source, StopMode, consume};
-use crate::amqp::{ACCESS_REFUSED_RETRY, connect, soft_error};
+use crate::amqp::{ACCESS_REFUSED_RETRY, close, connect, soft_error};
 use crate::{BrokerUrl, BusError};
 
 /// Runs sessions until `stop`; the first session's failure to start is returned.
@@ -161,10 +161,10 @@ impl Drop for TearDown<'_> {
 }
 
 /// How long closing a connection or cancelling a consumer may take before it is abandoned.
-pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 struct Session {
     connection: Connection,
+    /// The consumers' channels, closed before the connection.
+    channels: Vec<Channel>,
     consumers: JoinSet<Ended>,
     mode: watch::Sender<StopMode>,
 }
@@ -222,6 +222,7 @@ async fn start(url: &BrokerUrl, plan: &Plan) -> Result<Session, BusError> {
         ));
     }
     Ok(Session {
+        channels: channels.into_values().collect(),
         connection,
         consumers,
         mode,
@@ -255,11 +256,7 @@ impl Session {
         }
         // Closing returns every unacknowledged message to its queue; a connection that no
         // longer answers is simply dropped, which the broker treats the same way.
-        let _ = tokio::time::timeout(
-            CLOSE_TIMEOUT,
-            self.connection.close(200, "worker stopping".into()),
-        )
-        .await;
+        close(&self.connection, &self.channels, "worker stopping").await;
         ended
     }
 }

@@ -134,7 +134,7 @@ impl Source {
             let (consumer, channel) = &mut **amqp;
             let tag = consumer.tag();
             let cancel = channel.basic_cancel(tag, lapin::options::BasicCancelOptions::default());
-            match tokio::time::timeout(super::amqp::CLOSE_TIMEOUT, cancel).await {
+            match tokio::time::timeout(crate::amqp::CLOSE_TIMEOUT, cancel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::debug!(%error, "cancelling a consumer failed"),
                 Err(_) => tracing::debug!("cancelling a consumer timed out"),

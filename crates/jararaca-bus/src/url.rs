@@ -120,21 +120,7 @@ impl fmt::Debug for BrokerUrl {
     }
 }
 
-/// The URL with its password replaced by `***`, for logs.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
+pub use jararaca_di::config::redact_url as redact;
 
 impl BrokerUrl {
     /// Parses `url`, reading the `AMQP_*` environment variables for parameters the query
@@ -479,14 +465,5 @@ mod tests {
         );
         assert_eq!(url.consumer_retry.max_retries, 4);
         assert_eq!(url.heartbeat, Duration::from_secs(65535));
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("amqp://guest:pw@h:1/v?x=1"),
-            "amqp://guest:***@h:1/v?x=1"
-        );
-        assert_eq!(redact("amqp://h/v"), "amqp://h/v");
     }
 }

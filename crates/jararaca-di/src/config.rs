@@ -542,6 +542,23 @@ impl<'de> IntoDeserializer<'de, DeError> for ValueDeserializer<'_> {
     }
 }
 
+/// `url` with its password replaced by `***`, for logs and error messages: the user, host,
+/// path and query stay, so the reader can tell which server was meant.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,5 +674,19 @@ mod tests {
             })
             .collect();
         assert_eq!(vars, BTreeSet::from(["PORT", "MODE"]));
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("amqp://guest:pw@h:1/v?x=1"),
+            "amqp://guest:***@h:1/v?x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@db/test"),
+            "postgres://u:***@db/test"
+        );
+        assert_eq!(redact_url("amqp://h/v"), "amqp://h/v");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 }

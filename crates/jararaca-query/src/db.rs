@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use jararaca_di::config::redact_url;
+
 use crate::{ColumnType, Dialect, QueryError, Session, Value};
 
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
@@ -28,6 +30,36 @@ pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// How long connecting waits for the database's first connection (a refused connection is
+/// retried until then, so a database that is still starting is waited for).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error of a pool that could not open its first connection, naming the database (its
+/// password hidden) and the reason. A pool that timed out hides why its attempts failed, so
+/// one more direct attempt asks.
+async fn unreachable<C: sqlx::Connection>(
+    url: &str,
+    error: sqlx::Error,
+    options: &<C as sqlx::Connection>::Options,
+) -> QueryError {
+    let reason = match error {
+        sqlx::Error::PoolTimedOut => {
+            match tokio::time::timeout(Duration::from_secs(2), C::connect_with(options)).await {
+                Ok(Err(error)) => error.to_string(),
+                Ok(Ok(_)) => format!(
+                    "no connection was opened within {CONNECT_TIMEOUT:?} (one opened afterwards: the database may be overloaded)"
+                ),
+                Err(_) => format!("no connection was opened within {CONNECT_TIMEOUT:?}"),
+            }
+        }
+        error => error.to_string(),
+    };
+    QueryError::Unreachable {
+        url: redact_url(url),
+        reason,
+    }
+}
+
 impl Db {
     /// Connects to `url`: `postgres://…`/`postgresql://…` for PostgreSQL, `sqlite:path`,
     /// `sqlite://path` or `sqlite::memory:` for SQLite (a file is created if missing).
@@ -38,11 +70,23 @@ impl Db {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
             {
+                use std::str::FromStr;
+                let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| {
+                    QueryError::Config(format!(
+                        "{:?} is not a PostgreSQL URL: {e}",
+                        redact_url(url)
+                    ))
+                })?;
                 let pool = sqlx::postgres::PgPoolOptions::new()
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
-                    .await?;
-                return Ok(Self::from_postgres(pool));
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await;
+                return match pool {
+                    Ok(pool) => Ok(Self::from_postgres(pool)),
+                    Err(error) => {
+                        Err(unreachable::<sqlx::PgConnection>(url, error, &options).await)
+                    }
+                };
             }
             #[cfg(not(feature = "postgres"))]
             return Err(QueryError::BackendDisabled("postgres"));
@@ -66,15 +110,22 @@ impl Db {
                         .max_lifetime(None)
                 } else {
                     pool_options
-                }
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.journal_mode(if memory {
+                };
+                let options = options.journal_mode(if memory {
                     sqlx::sqlite::SqliteJournalMode::Memory
                 } else {
                     sqlx::sqlite::SqliteJournalMode::Wal
-                }))
-                .await?;
-                return Ok(Self::from_sqlite(pool));
+                });
+                return match pool
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await
+                {
+                    Ok(pool) => Ok(Self::from_sqlite(pool)),
+                    Err(error) => {
+                        Err(unreachable::<sqlx::SqliteConnection>(url, error, &options).await)
+                    }
+                };
             }
             #[cfg(not(feature = "sqlite"))]
             return Err(QueryError::BackendDisabled("sqlite"));
@@ -299,4 +350,44 @@ where
             |j| Value::Json(j.0),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn an_unreachable_database_is_named_without_its_password() {
+        // Nothing listens on port 1: every attempt is refused until the connect timeout.
+        let error = Db::connect("postgres://app:s3cret@127.0.0.1:1/orders")
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "cannot connect to the database at postgres://app:***@127.0.0.1:1/orders: "
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("refused"),
+            "the reason is given: {message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_sqlite_file_that_cannot_be_created_is_named() {
+        let error = Db::connect("sqlite:/nonexistent-dir/app.db")
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message
+                .starts_with("cannot connect to the database at sqlite:/nonexistent-dir/app.db: "),
+            "{message}"
+        );
+    }
 }

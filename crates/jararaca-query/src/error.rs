@@ -97,6 +97,17 @@ pub enum QueryError {
     #[error(transparent)]
     Unit(#[from] jararaca_di::UnitError),
 
+    /// No connection to the database could be opened.
+    #[error(
+        "cannot connect to the database at {url}: {reason} (check DATABASE_URL and that the database is up)"
+    )]
+    Unreachable {
+        /// The database URL, its password replaced by `***`.
+        url: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+
     /// A database URL or pool option is not usable.
     #[error("invalid database configuration: {0}")]
     Config(String),

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jararaca_di::{
     App, BoxError, BuildContext, Capabilities, Capability, CatchPanicLayer, CommandSpec,
-    Contribution, Part, Role, ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
+    Contribution, EnvVar, Part, Role, ScopeLayer, SetupContext, Stop, ToolContext, UnitOfWorkLayer,
 };
 use tower::ServiceBuilder;
 
@@ -248,6 +248,43 @@ impl Capability for MessageBus {
             #[cfg(feature = "amqp")]
             CommandSpec::tool(declare_command()),
         ]
+    }
+
+    fn environment(&self, role: &str) -> Vec<EnvVar> {
+        let mut vars = Vec::new();
+        if role != Role::WORKER && role != Role::BEAT && self.settings.is_none() {
+            vars.extend([
+                EnvVar::new(
+                    "BROKER_URL",
+                    "RabbitMQ the units of work publish to (amqp://user:pass@host:port/vhost?exchange=X); unset: messages stay in this process and its handlers run here",
+                ),
+                EnvVar::new(
+                    "BACKEND_URL",
+                    "Redis for delayed messages and retries (redis://host:port); unset: kept in this process",
+                ),
+            ]);
+        }
+        if role == Role::WORKER {
+            vars.extend([
+                EnvVar::new(
+                    "AMQP_PREFETCH_COUNT",
+                    "Messages in flight per channel, when the broker URL sets no prefetch_count",
+                ),
+                EnvVar::new(
+                    "AMQP_SHARED_DEFAULT_CHANNEL",
+                    "Handlers without a channel id share one channel (true/false)",
+                ),
+                EnvVar::new(
+                    "AMQP_PREFETCH_COUNT_BY_CHANNEL",
+                    "Prefetch per channel id, as ch1:5,ch2:20",
+                ),
+                EnvVar::new(
+                    "AMQP_QOS_GLOBAL",
+                    "Whether the prefetch is per channel (true, the default) or per consumer",
+                ),
+            ]);
+        }
+        vars
     }
 
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {

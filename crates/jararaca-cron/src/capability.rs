@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jararaca_bus::{Bus, InProcessBus, WorkerHandlers};
 use jararaca_di::{
-    BoxError, BuildContext, Capability, CommandSpec, Part, Role, SetupContext, Stop,
+    BoxError, BuildContext, Capability, CommandSpec, EnvVar, Part, Role, SetupContext, Stop,
 };
 
 #[cfg(feature = "redis")]
@@ -129,6 +129,13 @@ impl Capability for Scheduler {
 
     fn commands(&self) -> Vec<CommandSpec> {
         vec![CommandSpec::role(beat_command())]
+    }
+
+    fn environment(&self, _role: &str) -> Vec<EnvVar> {
+        vec![EnvVar::new(
+            crate::TIMEZONE_ENV,
+            "The zone cron expressions are read in (an IANA name such as Europe/Lisbon; default UTC)",
+        )]
     }
 
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {

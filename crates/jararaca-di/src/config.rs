@@ -542,6 +542,44 @@ impl<'de> IntoDeserializer<'de, DeError> for ValueDeserializer<'_> {
     }
 }
 
+/// The variables `T` reads, by the names it reads them under (`rename_all` applied), for
+/// help texts. The fields of a `#[serde(flatten)]`ed struct are not listed: serde does not
+/// name them before it reads.
+pub fn variables<T: DeserializeOwned>() -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let _ = T::deserialize(FieldProbe { found: &mut found });
+    found
+}
+
+/// A deserializer that records the field names a struct asks for, and reads nothing.
+struct FieldProbe<'a> {
+    found: &'a mut Vec<&'static str>,
+}
+
+impl<'de> de::Deserializer<'de> for FieldProbe<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only a struct's fields are probed"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.found.extend_from_slice(fields);
+        Err(de::Error::custom("probed"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
 /// `url` with its password replaced by `***`, for logs and error messages: the user, host,
 /// path and query stay, so the reader can tell which server was meant.
 pub fn redact_url(url: &str) -> String {
@@ -688,5 +726,18 @@ mod tests {
         );
         assert_eq!(redact_url("amqp://h/v"), "amqp://h/v");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn a_configurations_variables_are_listed_by_their_names() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        #[allow(dead_code)]
+        struct App {
+            database_url: String,
+            #[serde(default)]
+            max_tasks: Option<u32>,
+        }
+        assert_eq!(variables::<App>(), ["DATABASE_URL", "MAX_TASKS"]);
     }
 }

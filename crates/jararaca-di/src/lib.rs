@@ -63,7 +63,7 @@ mod uow;
 
 pub use ambient::{InjectError, OutsideUnit, inject, use_container, use_scope, use_unit_of_work};
 pub use app::{
-    App, BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution,
+    App, BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution, EnvVar,
     InterceptLayer, Interceptors, Part, ReadinessChecks, Role, SetupContext, Stop, ToolContext,
     Unit, UnitLayer, UnitOutcome, UnitService,
 };

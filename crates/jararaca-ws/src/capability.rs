@@ -11,8 +11,8 @@ use jararaca_api::{
     ApiDescription, HandlerMeta, TypeInfo, WebSocketMessageMeta, schemars::JsonSchema, ts_rs::TS,
 };
 use jararaca_di::{
-    App, BoxError, BuildContext, Capabilities, Capability, Contribution, Part, Role, SetupContext,
-    Stop,
+    App, BoxError, BuildContext, Capabilities, Capability, Contribution, EnvVar, Part, Role,
+    SetupContext, Stop,
 };
 use jararaca_http::{Controller, Route};
 
@@ -226,6 +226,16 @@ impl Capability for WebSockets {
 
     fn describe(&self, api: &mut ApiDescription) {
         api.websocket_messages.extend(self.messages.iter().cloned());
+    }
+
+    fn environment(&self, _role: &str) -> Vec<EnvVar> {
+        if self.settings.is_some() {
+            return Vec::new();
+        }
+        vec![EnvVar::new(
+            WEBSOCKET_REDIS_URL,
+            "Redis whose pub/sub carries WebSocket sends to every instance (else BACKEND_URL; unset: this process only)",
+        )]
     }
 
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {

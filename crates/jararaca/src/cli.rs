@@ -15,6 +15,11 @@
 //! within `--gracious-shutdown-seconds` (`GRACIOUS_SHUTDOWN_SECONDS`, default 20) and the
 //! shutdown hooks run.
 //!
+//! Each role command's `--help` ends with the environment variables the service reads in
+//! that role besides its options (which show their own): its capabilities' (`BROKER_URL` and
+//! `BACKEND_URL` for `server`, …), its typed configurations' ([`Microservice::config`]) and
+//! the logging ones. A `#[serde(flatten)]`ed configuration's fields are not listed.
+//!
 //! Logging goes through `tracing-subscriber`: `RUST_LOG` filters (default `info`),
 //! `--log-format json` (`LOG_FORMAT`) switches to JSON lines. With the `otel` feature and
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` set, request spans are exported over OTLP/HTTP too.
@@ -95,13 +100,29 @@ pub fn command(service: &Microservice, extra: &[Command]) -> clap::Command {
         .capabilities()
         .iter()
         .flat_map(|c| c.commands())
-        .map(|spec| spec.command);
+        .map(|spec| match spec.kind {
+            CommandKind::Role => {
+                let environment = environment_help(&service.environment(spec.command.get_name()));
+                spec.command.after_help(environment)
+            }
+            CommandKind::Tool => spec.command,
+        });
     for command in capability_commands.chain(extra.iter().map(|c| c.command.clone())) {
         if seen.insert(command.get_name().to_owned()) {
             cli = cli.subcommand(command);
         }
     }
     cli
+}
+
+/// The help's list of the variables a role reads beyond its options, laid out as clap lays
+/// out the options above it.
+fn environment_help(vars: &[(String, String)]) -> String {
+    let mut help = String::from("Environment:");
+    for (name, what) in vars {
+        help.push_str(&format!("\n  {name}\n          {what}"));
+    }
+    help
 }
 
 /// Parses the process arguments and runs the chosen command. Returns the process exit code:

@@ -1,6 +1,7 @@
 //! `Microservice`: providers, capabilities, interceptors and configuration in one value, and
 //! the [`App`] built from it.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -216,6 +217,30 @@ impl Microservice {
             capability.describe(&mut api);
         }
         api
+    }
+
+    /// The environment variables the service reads in `role` beyond its command's options:
+    /// its capabilities', its typed configurations' (each named after its type) and the
+    /// logging and tracing ones. Listed in the role command's `--help`.
+    pub fn environment(&self, role: &str) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = self
+            .capabilities
+            .iter()
+            .flat_map(|c| c.environment(role))
+            .map(|v| (v.name.to_owned(), v.help.to_owned()))
+            .collect();
+        for (name, type_name) in self.container.config_variables() {
+            let short = type_name.rsplit("::").next().unwrap_or(type_name);
+            vars.push((name.to_owned(), format!("Read into the service's {short}")));
+        }
+        vars.extend(
+            crate::telemetry::ENVIRONMENT
+                .iter()
+                .map(|v| (v.name.to_owned(), v.help.to_owned())),
+        );
+        let mut seen = BTreeSet::new();
+        vars.retain(|(name, _)| seen.insert(name.clone()));
+        vars
     }
 
     pub(crate) fn capabilities(&self) -> &Capabilities {

@@ -3,10 +3,35 @@
 
 use std::fmt;
 
+use jararaca_di::EnvVar;
+use jararaca_di::trace::AsyncBoundary;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// The variables logging and tracing read, listed in the role commands' help.
+pub(crate) const ENVIRONMENT: &[EnvVar] = &[
+    EnvVar::new(
+        "RUST_LOG",
+        "Log filter: `info` (the default), `warn`, `info,jararaca_bus=debug`, …",
+    ),
+    EnvVar::new(
+        AsyncBoundary::ENV,
+        "How handling a message joins the trace of the unit that published it: link (the default) or child",
+    ),
+    #[cfg(feature = "otel")]
+    EnvVar::new(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP/HTTP collector to export spans to (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT too); unset: no export",
+    ),
+    #[cfg(feature = "otel")]
+    EnvVar::new(
+        "OTEL_SERVICE_NAME",
+        "The service name on exported spans (default: the service's name)",
+    ),
+];
 
 /// What [`init`] installed; [`Telemetry::shutdown`] flushes spans not yet exported.
 #[must_use = "call `shutdown` before exiting so pending spans are exported"]

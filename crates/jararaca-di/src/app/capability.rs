@@ -165,6 +165,23 @@ impl CommandSpec {
     }
 }
 
+/// An environment variable read outside any command-line option, listed in the help of the
+/// commands whose role reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    /// Its name.
+    pub name: &'static str,
+    /// What it sets, and what happens without it.
+    pub help: &'static str,
+}
+
+impl EnvVar {
+    /// A variable and its help.
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Self { name, help }
+    }
+}
+
 /// What a capability sees before the container is built.
 pub struct SetupContext<'a> {
     pub(crate) service: &'a str,
@@ -260,6 +277,13 @@ pub trait Capability: Any + Send {
 
     /// The commands it adds to the CLI.
     fn commands(&self) -> Vec<CommandSpec> {
+        Vec::new()
+    }
+
+    /// The environment variables it reads in `role` that are not the options of a command
+    /// (clap's help shows those already), for the help of the role's command.
+    fn environment(&self, role: &str) -> Vec<EnvVar> {
+        let _ = role;
         Vec::new()
     }
 

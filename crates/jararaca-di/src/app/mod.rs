@@ -22,8 +22,8 @@ use futures_util::stream::FuturesUnordered;
 use jararaca_api::ApiDescription;
 
 pub use capability::{
-    BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution, Part, Role,
-    SetupContext, Stop, StopHandle, ToolContext,
+    BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution, EnvVar, Part,
+    Role, SetupContext, Stop, StopHandle, ToolContext,
 };
 pub use intercept::{
     Intercept, InterceptFuture, InterceptLayer, Interceptors, UnitLayer, UnitService,

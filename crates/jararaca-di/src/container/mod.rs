@@ -334,6 +334,21 @@ impl ContainerBuilder {
         self.provide(Provider::injectable::<T>())
     }
 
+    /// The environment variables the typed configurations registered so far read, each with
+    /// its configuration's type name (see [`config::variables`](crate::config::variables)).
+    pub fn config_variables(&self) -> Vec<(&'static str, &'static str)> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.providers
+            .iter()
+            .filter_map(|provider| match &provider.build {
+                Build::Config(_, variables) => Some(variables()),
+                _ => None,
+            })
+            .flat_map(|(type_name, variables)| variables.into_iter().map(move |v| (v, type_name)))
+            .filter(|(variable, _)| seen.insert(*variable))
+            .collect()
+    }
+
     /// Provides `T` read from environment variables at startup.
     pub fn config<T: DeserializeOwned + Send + Sync + 'static>(self) -> Self {
         self.provide(Provider::config::<T>())
@@ -476,7 +491,7 @@ impl ContainerBuilder {
         let env = self.env.unwrap_or_else(|| std::env::vars().collect());
         let mut singletons: HashMap<Key, Shared> = HashMap::new();
         for key in &order {
-            if let Build::Config(read) = &by_key[key].build {
+            if let Build::Config(read, _) = &by_key[key].build {
                 match read(&env) {
                     Ok(value) => {
                         singletons.insert(*key, value);
@@ -495,7 +510,7 @@ impl ContainerBuilder {
                 continue;
             };
             match (provider.build, provider.lifetime) {
-                (Build::Config(_), _) => {}
+                (Build::Config(..), _) => {}
                 (Build::Value(value), _) => {
                     singletons.insert(key, value);
                 }

@@ -38,7 +38,8 @@ pub enum Lifetime {
 pub(crate) enum Build {
     Value(Shared),
     Factory(BuildFn),
-    Config(ConfigFn),
+    /// Reads the configuration; names it and the variables it reads.
+    Config(ConfigFn, fn() -> (&'static str, Vec<&'static str>)),
 }
 
 /// A registration: the key it provides, its lifetime, what it depends on and how it builds.
@@ -151,7 +152,9 @@ impl Provider {
             key: Key::of::<T>(),
             lifetime: Lifetime::Singleton,
             deps: Vec::new(),
-            build: Build::Config(read::<T>),
+            build: Build::Config(read::<T>, || {
+                (std::any::type_name::<T>(), crate::config::variables::<T>())
+            }),
             follows_dependency: false,
             token_mismatch: None,
         }

@@ -28,15 +28,16 @@ fn role_args(mut args: Vec<OsString>, deployment: &tasks_service::Deployment) ->
         })
     };
     let mut extra: Vec<OsString> = Vec::new();
-    if let Some(url) = &deployment.amqp_url {
-        if !given("--broker-url") {
-            extra.extend(["--broker-url".into(), url.into()]);
-        }
+    if let Some(url) = &deployment.amqp_url
+        && !given("--broker-url")
+    {
+        extra.extend(["--broker-url".into(), url.into()]);
     }
-    if let Some(url) = &deployment.redis_url {
-        if command != "declare" && !given("--backend-url") {
-            extra.extend(["--backend-url".into(), url.into()]);
-        }
+    if let Some(url) = &deployment.redis_url
+        && command != "declare"
+        && !given("--backend-url")
+    {
+        extra.extend(["--backend-url".into(), url.into()]);
     }
     args.splice(at + 1..at + 1, extra);
     args

@@ -110,3 +110,5 @@ pub async fn all_in_one(
     }
     panic!("the service did not listen on {addr}");
 }
+
+pub mod split;

@@ -15,7 +15,7 @@
 # channels under a prefix (pub/sub is shared by every Redis database).
 #
 # Settings (environment): SPLIT_NAME (default tasks_split), SERVER_PORTS (default
-# "8101 8102"), SPLIT_REDIS_DB (15), PG_URL (postgres://postgres@127.0.0.1:5432/test),
+# "8101 8102"), SPLIT_REDIS_DB (9; other tests of the workspace use 10–14), PG_URL (postgres://postgres@127.0.0.1:5432/test),
 # REDIS_HOST_URL (redis://127.0.0.1:6379), AMQP_HOST_URL (amqp://guest:guest@127.0.0.1:5672),
 # RABBITMQ_USER (guest), TASKS_SERVICE_BIN (a built binary), WEB (build: build the front end
 # when npm is there | skip), SPLIT_STATE_DIR (target/tasks-split).
@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 STATE=${SPLIT_STATE_DIR:-$ROOT/target/tasks-split}
 NAME=${SPLIT_NAME:-tasks_split}
 SERVER_PORTS=${SERVER_PORTS:-"8101 8102"}
-REDIS_DB=${SPLIT_REDIS_DB:-15}
+REDIS_DB=${SPLIT_REDIS_DB:-9}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 REDIS_HOST_URL=${REDIS_HOST_URL:-redis://127.0.0.1:6379}
 AMQP_HOST_URL=${AMQP_HOST_URL:-amqp://guest:guest@127.0.0.1:5672}

@@ -13,8 +13,8 @@ use std::process::Command;
 
 use common::split::Split;
 
-/// The Redis database of this test's deployment (the split test uses 15).
-const REDIS_DB: u32 = 14;
+/// The Redis database of this test's deployment (the split test uses 9).
+const REDIS_DB: u32 = 8;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 

@@ -12,8 +12,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-/// The Redis database of this test's deployment (the browser test uses 14).
-const REDIS_DB: u32 = 15;
+/// The Redis database of this test's deployment (the browser test uses 8).
+const REDIS_DB: u32 = 9;
 
 /// One JSON request over HTTP/1.1 on a fresh connection (the test needs no HTTP client
 /// crate for so little).
@@ -233,7 +233,7 @@ async fn two_servers_two_workers_and_a_beat_share_one_users_changes_and_leave_no
         "the virtual host {} is still there",
         split.name
     );
-    let redis = redis::Client::open(format!("redis://127.0.0.1:6379/{REDIS_DB}")).unwrap();
+    let redis = redis::Client::open(format!("{}/{REDIS_DB}", split.redis)).unwrap();
     let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
     let keys: i64 = redis::cmd("DBSIZE")
         .query_async(&mut connection)
@@ -247,9 +247,7 @@ async fn two_servers_two_workers_and_a_beat_share_one_users_changes_and_leave_no
         .await
         .unwrap();
     assert!(channels.is_empty(), "{channels:?}");
-    let pg = sqlx::PgPool::connect(&jararaca_testing::postgres().unwrap())
-        .await
-        .unwrap();
+    let pg = sqlx::PgPool::connect(&split.postgres).await.unwrap();
     let schemas: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
     )

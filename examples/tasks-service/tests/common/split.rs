@@ -11,6 +11,12 @@ pub struct Split {
     pub ports: [u16; 2],
     /// The Redis database it keeps its keys in.
     pub redis_db: u32,
+    /// PostgreSQL (its database; the deployment has a schema in it).
+    pub postgres: String,
+    /// Redis, without a database number.
+    pub redis: String,
+    /// RabbitMQ, without a virtual host.
+    pub amqp: String,
     state: PathBuf,
     stopped: bool,
 }
@@ -36,9 +42,15 @@ impl Split {
     /// (`skip` or `build`), or `None` (printing why) when a service or tool it needs is
     /// missing — a failure instead under `JARARACA_REQUIRE_SERVICES`.
     pub fn start(name: &str, redis_db: u32, web: &str) -> Option<Self> {
-        jararaca_testing::postgres()?;
-        jararaca_testing::redis()?;
-        jararaca_testing::rabbitmq()?;
+        let postgres = jararaca_testing::postgres()?;
+        let redis = jararaca_testing::redis()?.trim_end_matches('/').to_owned();
+        let amqp = jararaca_testing::rabbitmq()?;
+        // The server's URL: the deployment adds its own virtual host.
+        let amqp = match amqp.rsplit_once('/') {
+            // `amqp://user:pass@host:port/vhost`: the part before the vhost.
+            Some((server, _vhost)) if amqp.matches('/').count() > 2 => server.to_owned(),
+            _ => amqp,
+        };
         if let Some(reason) = tool_missing(&["psql", "redis-cli", "rabbitmqctl", "curl"]) {
             assert!(
                 !jararaca_testing::services_required(),
@@ -53,6 +65,9 @@ impl Split {
             name: jararaca_testing::unique_name(name),
             ports,
             redis_db,
+            postgres,
+            redis,
+            amqp,
             state,
             stopped: false,
         };
@@ -74,6 +89,9 @@ impl Split {
             .env("SPLIT_NAME", &self.name)
             .env("SPLIT_STATE_DIR", &self.state)
             .env("SPLIT_REDIS_DB", self.redis_db.to_string())
+            .env("PG_URL", &self.postgres)
+            .env("REDIS_HOST_URL", &self.redis)
+            .env("AMQP_HOST_URL", &self.amqp)
             .env(
                 "SERVER_PORTS",
                 format!("{} {}", self.ports[0], self.ports[1]),
@@ -106,7 +124,7 @@ impl Split {
 
     /// The broker URL of its virtual host.
     pub fn amqp_url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+        format!("{}/{}", self.amqp, self.name)
     }
 
     /// Runs `split-deployment.sh stop`; whether it reported a clean stop.

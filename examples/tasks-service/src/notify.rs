@@ -46,11 +46,6 @@ pub struct TaskNotifier {
 }
 
 impl TaskNotifier {
-    /// Whether there is a notifier to tell.
-    pub fn is_configured(&self) -> bool {
-        self.client.is_some()
-    }
-
     /// Sends the notification `key` saying `text`; does nothing without a notifier.
     pub async fn notify(&self, key: &str, text: &str) -> Result<(), RpcError> {
         let Some(client) = &self.client else {

@@ -133,8 +133,8 @@ async fn two_servers_two_workers_and_a_beat_share_one_users_changes_and_leave_no
     let (mut on_server2, _) = tokio_tungstenite::connect_async(ws(1, &token))
         .await
         .unwrap();
-    // Joined once the upgrade is answered; give the room a moment to exist.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The connection joins its room just after the upgrade is answered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Created through server 1: pushed to server 2's client by server 1 (over Redis) and by
     // whichever worker handled task.created (over RabbitMQ, then Redis).

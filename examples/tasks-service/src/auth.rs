@@ -104,12 +104,14 @@ fn now() -> u64 {
 
 /// Revoked tokens, by their id (`jti`), until they would have expired anyway.
 pub trait TokenBlackListService: Send + Sync + 'static {
-    /// Revokes the token `token_id`, which expires at `expires_at` (unix seconds).
+    /// Revokes the token `token_id`, which expires at `expires_at` (unix seconds): `true`
+    /// if this call revoked it, `false` if it already was (so of two concurrent uses of a
+    /// refresh token, one wins).
     fn revoke<'a>(
         &'a self,
         token_id: &'a str,
         expires_at: u64,
-    ) -> BoxFuture<'a, Result<(), BoxError>>;
+    ) -> BoxFuture<'a, Result<bool, BoxError>>;
 
     /// Whether the token `token_id` was revoked.
     fn is_revoked<'a>(&'a self, token_id: &'a str) -> BoxFuture<'a, Result<bool, BoxError>>;
@@ -126,7 +128,7 @@ impl TokenBlackListService for InMemoryTokenBlackList {
         &'a self,
         token_id: &'a str,
         expires_at: u64,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
         let mut revoked = self
             .revoked
             .lock()
@@ -134,8 +136,8 @@ impl TokenBlackListService for InMemoryTokenBlackList {
         // Expired entries would be refused by their expiry anyway: forget them.
         let now = now();
         revoked.retain(|_, until| *until > now);
-        revoked.insert(token_id.to_owned(), expires_at);
-        async { Ok(()) }.boxed()
+        let first = revoked.insert(token_id.to_owned(), expires_at).is_none();
+        async move { Ok(first) }.boxed()
     }
 
     fn is_revoked<'a>(&'a self, token_id: &'a str) -> BoxFuture<'a, Result<bool, BoxError>> {
@@ -183,19 +185,20 @@ impl TokenBlackListService for RedisTokenBlackList {
         &'a self,
         token_id: &'a str,
         expires_at: u64,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
         async move {
             let mut connection = self.connection.clone();
             // At least a second, so a token revoked in its last second stays revoked.
             let until = expires_at.max(now() + 1);
-            redis::cmd("SET")
+            let set: Option<String> = redis::cmd("SET")
                 .arg(self.key(token_id))
                 .arg(1)
+                .arg("NX")
                 .arg("EXAT")
                 .arg(until)
-                .query_async::<()>(&mut connection)
+                .query_async(&mut connection)
                 .await?;
-            Ok(())
+            Ok(set.is_some())
         }
         .boxed()
     }
@@ -353,14 +356,18 @@ impl Authenticator {
         self.issue(username)
     }
 
-    /// Exchanges an unrevoked refresh token for a new pair, revoking it (a refresh token is
-    /// used once).
+    /// Exchanges an unrevoked refresh token for a new pair, revoking it: a refresh token is
+    /// used once, even by two requests at the same time.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
         let claims = self.verify(refresh_token, TokenKind::Refresh).await?;
-        self.black_list
+        let first = self
+            .black_list
             .revoke(&claims.jti, claims.exp)
             .await
             .map_err(AuthError::Unavailable)?;
+        if !first {
+            return Err(AuthError::Revoked);
+        }
         self.issue(&claims.sub)
     }
 
@@ -395,6 +402,7 @@ impl Authenticator {
         self.black_list
             .revoke(&user.token_id, user.expires_at)
             .await
+            .map(drop)
             .map_err(AuthError::Unavailable)
     }
 
@@ -662,8 +670,12 @@ mod tests {
     #[tokio::test]
     async fn the_in_memory_black_list_forgets_expired_tokens() {
         let list = InMemoryTokenBlackList::default();
-        list.revoke("old", now() - 1).await.unwrap();
-        list.revoke("new", now() + 60).await.unwrap();
+        assert!(list.revoke("old", now() - 1).await.unwrap());
+        assert!(list.revoke("new", now() + 60).await.unwrap());
+        assert!(
+            !list.revoke("new", now() + 60).await.unwrap(),
+            "revoked once"
+        );
         assert!(list.is_revoked("new").await.unwrap());
         // Revoking prunes what expired: `old` is gone (and would be refused by its expiry).
         assert!(!list.is_revoked("old").await.unwrap());

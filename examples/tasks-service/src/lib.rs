@@ -26,6 +26,32 @@
 //! With no variables set it runs whole in one process on the embedded defaults (SQLite in
 //! memory, the in-process broker, in-memory stores): `tasks-service server`. With
 //! PostgreSQL, RabbitMQ and Redis it splits into `server`, `worker` and `beat` processes.
+//!
+//! ```
+//! use axum::body::Body;
+//! use jararaca::prelude::*;
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let app = tasks_service::service_on(tasks_service::Deployment::embedded())
+//!     .build()
+//!     .await
+//!     .unwrap();
+//! // Without a token the tasks are out of reach…
+//! let refused = app
+//!     .router()
+//!     .oneshot(http::Request::get("/tasks").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(refused.status(), 401);
+//! // …and a demo user logs in for one.
+//! let login = http::Request::post("/auth/login")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"username":"alice","password":"alice-password"}"#))
+//!     .unwrap();
+//! assert_eq!(app.router().oneshot(login).await.unwrap().status(), 200);
+//! # });
+//! ```
 
 mod auth;
 mod config;

@@ -348,3 +348,72 @@ async fn openapi_lists_the_auth_and_tasks_routes() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_is_used_once_even_by_concurrent_requests() {
+    let router = embedded().build().await.unwrap().router();
+    let pair = login(&router, "alice").await;
+    let body = json!({"refresh_token": pair["refresh_token"]});
+    let attempts = (0..8).map(|_| {
+        let router = router.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            call(&router, "POST", "/auth/refresh", None, Some(body))
+                .await
+                .0
+        })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        statuses.push(attempt.await.unwrap());
+    }
+    let renewed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(renewed, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(s))
+    );
+}
+
+#[tokio::test]
+async fn the_redis_black_list_revokes_once_until_the_token_expires() {
+    use tasks_service::{RedisTokenBlackList, TokenBlackListService};
+
+    let Some(url) = jararaca_testing::redis() else {
+        return;
+    };
+    let prefix = format!("{}:", jararaca_testing::unique_name("tasks_black_list"));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let connection = client.get_connection_manager().await.unwrap();
+    let list = RedisTokenBlackList::new(connection.clone(), prefix.clone());
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    assert!(!list.is_revoked("jti-1").await.unwrap());
+    assert!(list.revoke("jti-1", expires).await.unwrap());
+    assert!(
+        !list.revoke("jti-1", expires).await.unwrap(),
+        "revoked once"
+    );
+    assert!(list.is_revoked("jti-1").await.unwrap());
+    assert!(!list.is_revoked("jti-2").await.unwrap());
+    let key = format!("{prefix}revoked:jti-1");
+    let mut connection = connection;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        (1..=60).contains(&ttl),
+        "the key expires with the token: {ttl}"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}

@@ -18,7 +18,9 @@
 # "8101 8102"), SPLIT_REDIS_DB (9; other tests of the workspace use 10–14), PG_URL (postgres://postgres@127.0.0.1:5432/test),
 # REDIS_HOST_URL (redis://127.0.0.1:6379), AMQP_HOST_URL (amqp://guest:guest@127.0.0.1:5672),
 # RABBITMQ_USER (guest), TASKS_SERVICE_BIN (a built binary), WEB (build: build the front end
-# when npm is there | skip), SPLIT_STATE_DIR (target/tasks-split).
+# when npm is there | skip), SPLIT_STATE_DIR (target/tasks-split), NOTIFIER (1: run the
+# notifier example too, on NOTIFIER_PORT, default 8103, from NOTIFIER_BIN or built), or
+# NOTIFIER_URL (a notifier already running, which the workers tell about task events).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,6 +62,9 @@ deployment_env() {
     "NO_COLOR=1"; do
     printf '%s=%q\n' "${var%%=*}" "${var#*=}"
   done
+  if [ -n "${NOTIFIER_URL:-}" ]; then
+    printf 'NOTIFIER_URL=%q\n' "$NOTIFIER_URL"
+  fi
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -90,9 +95,24 @@ start() {
     fail "RabbitMQ already has a vhost $NAME: stop the deployment that made it"
   fi
   mkdir -p "$STATE/logs"
+  : > "$STATE/pids"
+  launch() { # name, binary, args…
+    local name=$1; shift
+    nohup "$@" > "$STATE/logs/$name.log" 2>&1 &
+    echo "$name $!" >> "$STATE/pids"
+  }
+  if [ "${NOTIFIER:-}" = 1 ] && [ -z "${NOTIFIER_URL:-}" ]; then
+    local notifier=${NOTIFIER_BIN:-}
+    if [ -z "$notifier" ]; then
+      (cd "$ROOT" && cargo build -q -p notifier)
+      notifier=${CARGO_TARGET_DIR:-$ROOT/target}/debug/notifier
+    fi
+    local notifier_port=${NOTIFIER_PORT:-8103}
+    launch notifier "$notifier" server --host 127.0.0.1 --port "$notifier_port"
+    NOTIFIER_URL=http://127.0.0.1:$notifier_port
+  fi
   deployment_env > "$STATE/deployment.env"
   printf '%s\n' "BIN=$bin" "NAME=$NAME" "REDIS_DB=$REDIS_DB" > "$STATE/namespaces"
-  : > "$STATE/pids"
 
   say "namespaces: RabbitMQ vhost $NAME, PostgreSQL schema $NAME, Redis db $REDIS_DB"
   rabbitmqctl -q add_vhost "$NAME" >/dev/null
@@ -108,24 +128,20 @@ start() {
     fail "declare failed"
   }
 
-  launch() { # name, args…
-    local name=$1; shift
-    nohup "$bin" "$@" > "$STATE/logs/$name.log" 2>&1 &
-    echo "$name $!" >> "$STATE/pids"
-  }
   local i=1
   for port in $SERVER_PORTS; do
-    launch "server$i" server --host 127.0.0.1 --port "$port"
+    launch "server$i" "$bin" server --host 127.0.0.1 --port "$port"
     i=$((i + 1))
   done
-  launch worker1 worker
-  launch worker2 worker
-  launch beat beat --interval 1
+  launch worker1 "$bin" worker
+  launch worker2 "$bin" worker
+  launch beat "$bin" beat --interval 1
 
-  # Ready: every server answers /health/ready, every worker and the beat logged `started`.
+  # Ready: every process logged `started` (the notifier, `listening`), every server answers
+  # /health/ready.
   local deadline=$((SECONDS + 90))
   while read -r name pid; do
-    until grep -q "started" "$STATE/logs/$name.log" 2>/dev/null; do
+    until grep -Eq "started|listening" "$STATE/logs/$name.log" 2>/dev/null; do
       alive "$pid" || { cat "$STATE/logs/$name.log" >&2; fail "$name exited while starting"; }
       [ $SECONDS -lt $deadline ] || fail "$name did not start within 90 s (log: $STATE/logs/$name.log)"
       sleep 0.2

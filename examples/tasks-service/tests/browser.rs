@@ -75,7 +75,7 @@ fn two_pages_of_one_user_on_two_servers_see_each_others_changes_live() {
         "e2e/setup.sh (npm ci of playwright-core) failed"
     );
     // `build` runs scripts/build-web.sh, so the servers serve the front end of this tree.
-    let Some(mut split) = Split::start("tasks_e2e", REDIS_DB, "build") else {
+    let Some(mut split) = Split::start("tasks_e2e", REDIS_DB, "build", None) else {
         return;
     };
     let shots = screenshots();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::split::{Split, alive};
 use futures_util::StreamExt;
 use http::StatusCode;
+use jararaca::prelude::*;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -77,7 +78,16 @@ async fn next_of(socket: &mut Socket, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_two_workers_and_a_beat_share_one_users_changes_and_leave_nothing() {
-    let Some(mut split) = Split::start("tasks_split_test", REDIS_DB, "skip") else {
+    // The notifier the workers tell, served by this test.
+    let notifier = notifier::service().build().await.unwrap();
+    let inbox = notifier.container().get::<notifier::Inbox>().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notifier_url = format!("http://{}", listener.local_addr().unwrap());
+    let notifier_router = notifier.router();
+    tokio::spawn(async move { axum::serve(listener, notifier_router).await });
+
+    let Some(mut split) = Split::start("tasks_split_test", REDIS_DB, "skip", Some(&notifier_url))
+    else {
         return;
     };
     let pids = split.pids();
@@ -212,6 +222,14 @@ async fn two_servers_two_workers_and_a_beat_share_one_users_changes_and_leave_no
     }
     println!("the logged-out token is refused by the other server, over HTTP and WebSocket");
     drop(on_server2);
+
+    // The workers told the notifier through its REST client, once per event.
+    let told: Vec<String> = inbox.notifications().into_iter().map(|n| n.key).collect();
+    assert_eq!(
+        told,
+        [format!("task-{id}-created"), format!("task-{id}-completed")]
+    );
+    println!("the notifier was told: {told:?}");
 
     let workers_handled: usize = ["worker1", "worker2"]
         .iter()

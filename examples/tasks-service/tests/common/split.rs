@@ -39,9 +39,10 @@ fn tool_missing(tools: &[&str]) -> Option<String> {
 
 impl Split {
     /// Starts one named `name` on Redis database `redis_db` with the front end as `web`
-    /// (`skip` or `build`), or `None` (printing why) when a service or tool it needs is
-    /// missing — a failure instead under `JARARACA_REQUIRE_SERVICES`.
-    pub fn start(name: &str, redis_db: u32, web: &str) -> Option<Self> {
+    /// (`skip` or `build`) and the workers telling the notifier at `notifier_url`, or `None`
+    /// (printing why) when a service or tool it needs is missing — a failure instead under
+    /// `JARARACA_REQUIRE_SERVICES`.
+    pub fn start(name: &str, redis_db: u32, web: &str, notifier_url: Option<&str>) -> Option<Self> {
         let postgres = jararaca_testing::postgres()?;
         let redis = jararaca_testing::redis()?.trim_end_matches('/').to_owned();
         let amqp = jararaca_testing::rabbitmq()?;
@@ -71,12 +72,16 @@ impl Split {
             state,
             stopped: false,
         };
-        let status = split
-            .command("start")
+        let mut start = split.command("start");
+        start
             .env("WEB", web)
             .env("TASKS_SERVICE_BIN", env!("CARGO_BIN_EXE_tasks-service"))
-            .status()
-            .expect("bash runs the script");
+            .env_remove("NOTIFIER");
+        match notifier_url {
+            Some(url) => start.env("NOTIFIER_URL", url),
+            None => start.env_remove("NOTIFIER_URL"),
+        };
+        let status = start.status().expect("bash runs the script");
         assert!(status.success(), "split-deployment.sh start failed");
         Some(split)
     }

@@ -81,8 +81,8 @@ fn default_notifier_timeout_ms() -> u64 {
 
 /// What the service's capabilities run on, chosen when the service is assembled (before its
 /// configuration is read, since they decide how the capabilities are built): the message
-/// broker and Redis — `AMQP_URL` and `REDIS_URL`, the seed's names, else the framework's own
-/// `BROKER_URL` and `BACKEND_URL` — and the web front end's files.
+/// broker and Redis — the same `AMQP_URL` and `REDIS_URL` that [`AppConfig`] reads — and the
+/// web front end's files.
 #[derive(Debug, Clone, Default)]
 pub struct Deployment {
     /// RabbitMQ; `None` keeps messages in the process.
@@ -106,13 +106,12 @@ impl Deployment {
         Self::default()
     }
 
-    /// From `AMQP_URL` (else `BROKER_URL`), `REDIS_URL` (else `BACKEND_URL`) and
-    /// `WEBSOCKET_CHANNEL_PREFIX`, `WEB_DIST`.
+    /// From `AMQP_URL`, `REDIS_URL`, `WEBSOCKET_CHANNEL_PREFIX` and `WEB_DIST`.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
-            amqp_url: var("AMQP_URL").or_else(|| var("BROKER_URL")),
-            redis_url: var("REDIS_URL").or_else(|| var("BACKEND_URL")),
+            amqp_url: var("AMQP_URL"),
+            redis_url: var("REDIS_URL"),
             websocket_channel_prefix: var("WEBSOCKET_CHANNEL_PREFIX"),
             web_dist: Some(var("WEB_DIST").map_or_else(default_web_dist, PathBuf::from)),
         }

@@ -95,7 +95,10 @@ pub fn command(service: &Microservice, extra: &[Command]) -> clap::Command {
         .capabilities()
         .iter()
         .flat_map(|c| c.commands())
-        .map(|spec| spec.command);
+        .map(|spec| match spec.kind {
+            CommandKind::Role => crate::reload::add_args(spec.command),
+            CommandKind::Tool => spec.command,
+        });
     for command in capability_commands.chain(extra.iter().map(|c| c.command.clone())) {
         if seen.insert(command.get_name().to_owned()) {
             cli = cli.subcommand(command);
@@ -117,7 +120,8 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let commands = service.take_commands();
-    let matches = match command(&service, &commands).try_get_matches_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let matches = match command(&service, &commands).try_get_matches_from(&args) {
         Ok(matches) => matches,
         Err(e) => {
             // Help and version are "errors" that print and exit successfully.
@@ -134,7 +138,7 @@ where
         service.name(),
     );
     let result = match matches.subcommand() {
-        Some((name, m)) => dispatch(service, commands, name, m).await,
+        Some((name, m)) => dispatch(service, commands, name, m, &args).await,
         None => Err("no command given".into()),
     };
     telemetry.shutdown();
@@ -153,12 +157,16 @@ async fn dispatch(
     commands: Vec<Command>,
     name: &str,
     matches: &ArgMatches,
+    args: &[std::ffi::OsString],
 ) -> Result<(), BoxError> {
     let kind = service
         .capabilities()
         .command_owner(name)
         .map(|(_, kind)| kind);
     match kind {
+        Some(CommandKind::Role) if crate::reload::requested(matches) => {
+            crate::reload::run(args, matches).await
+        }
         Some(CommandKind::Role) => {
             let role = Role::with_matches(name, matches.clone());
             let app = service.build_for(role.clone()).await?;

@@ -7,7 +7,9 @@
 //! * the bus (feature `bus`): `worker` and `declare`;
 //! * the TypeScript client (feature `tsgen`, with `jararaca::tsgen::TypeScript` given to the
 //!   service): `gen-tsi FILE_PATH` (`--stdout`, `--post-process "cmd {file}"`);
-//! * commands a service adds itself with [`Microservice::command`].
+//! * commands a service adds itself with [`Microservice::command`];
+//! * on every role command, `--reload` and `--src-dir`: rebuild and restart on every change
+//!   to the sources ([`reload`](crate::reload)).
 //!
 //! A role command (`server`, `worker`, …) builds the service for that role, runs the startup
 //! hooks, then runs what every capability does in that role — in `server` with no broker the

@@ -562,8 +562,12 @@ impl Supervisor {
         } else {
             Stdio::inherit()
         });
+        // Not `output()`: it would capture standard error too, where cargo prints the
+        // compiler's errors for the developer to read.
         let output = command
-            .output()
+            .spawn()
+            .map_err(|e| self.build.spawn_error(e))?
+            .wait_with_output()
             .await
             .map_err(|e| self.build.spawn_error(e))?;
         if !output.status.success() {

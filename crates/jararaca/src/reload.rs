@@ -30,7 +30,8 @@
 //! # async fn reload() -> Result<(), jararaca::reload::ReloadError> {
 //! let supervisor = Supervisor::new(
 //!     CommandLine::new("target/debug/tasks").arg("worker"),
-//!     CommandLine::new("cargo").args(["build", "--message-format=json-render-diagnostics", "--bin", "tasks"]),
+//!     CommandLine::new("cargo")
+//!         .args(["build", "--message-format=json-render-diagnostics", "--bin", "tasks"]),
 //!     Watch::new(["src", "Cargo.toml"]),
 //! )
 //! .run_built("tasks")
@@ -70,8 +71,8 @@ pub enum ReloadError {
     },
     /// No `Cargo.toml` to build.
     #[error(
-        "no Cargo.toml in {} or above it, and CARGO_MANIFEST_DIR is not set: run the service \
-         with `cargo run`, or give --src-dir inside its package",
+        "no Cargo.toml in {} or above it, nor in CARGO_MANIFEST_DIR: run the service with \
+         `cargo run`, or give --src-dir inside its package",
         src_dir.display()
     )]
     NoManifest {

@@ -360,3 +360,43 @@ fn the_supervisor_of_a_role_builds_this_package_and_reruns_this_binary() {
         "{error}"
     );
 }
+
+/// The seed's `worker --reload` and `beat --reload`, with their environment variables.
+#[cfg(feature = "cron")]
+#[test]
+fn worker_and_beat_take_reload() {
+    let service = service()
+        .controller(jararaca::bus::MessageController::new("Workers"))
+        .controller(jararaca::cron::ScheduledController::new("Jobs"));
+    let cli = jararaca::cli::command(&service, &[]);
+    for role in ["worker", "beat"] {
+        let matches = cli
+            .clone()
+            .try_get_matches_from([
+                "svc",
+                role,
+                "--broker-url",
+                "amqp://localhost/?exchange=x",
+                "--backend-url",
+                "redis://localhost",
+                "--reload",
+                "--src-dir",
+                "app/src",
+            ])
+            .unwrap_or_else(|e| panic!("{role}: {e}"));
+        let (_, matches) = matches.subcommand().unwrap();
+        assert!(jararaca::reload::requested(matches), "{role}");
+        assert_eq!(
+            matches.get_one::<PathBuf>("src-dir"),
+            Some(&PathBuf::from("app/src"))
+        );
+        let help = cli
+            .clone()
+            .find_subcommand_mut(role)
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("[env: RELOAD=]"), "{help}");
+        assert!(help.contains("[env: SRC_DIR=]"), "{help}");
+    }
+}

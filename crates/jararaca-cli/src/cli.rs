@@ -20,6 +20,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[non_exhaustive]
 pub enum Command {
+    /// Create a service to start from: an API over an entity, a message handler, a scheduled
+    /// action, a WebSocket message, migrations and tests.
+    New(crate::New),
     /// Generate a module with an entity, its DTOs, a list filter and a CRUD controller.
     GenEntity(GenEntity),
     /// Inspect and repair the dead-letter queue (`dlq`): stats, list, requeue, purge.
@@ -71,6 +74,11 @@ impl Cli {
         confirm: Confirm<'_>,
     ) -> Result<(), Error> {
         match &self.command {
+            Command::New(command) => {
+                let message = command.run()?;
+                let _ = report.write_all(message.as_bytes());
+                Ok(())
+            }
             Command::GenEntity(command) => {
                 let message = command.run()?;
                 // The work is done; failing to print the hint must not turn it into a failure.

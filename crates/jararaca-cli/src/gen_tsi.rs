@@ -1,12 +1,11 @@
 //! `jararaca gen-tsi`: regenerates a service's TypeScript client through the service's own
 //! `gen-tsi` command (`cargo run -- gen-tsi FILE_PATH`), once or on every change.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, SystemTime};
 
 use clap::Args;
+use jararaca::reload::Watch;
 
 use crate::Error;
 
@@ -71,8 +70,7 @@ impl GenTsi {
                 self.src_dir.display()
             )));
         }
-        let roots = [self.src_dir.clone(), PathBuf::from("Cargo.toml")];
-        let mut seen = Snapshot::of(&roots);
+        let mut watch = Watch::new([self.src_dir.clone(), PathBuf::from("Cargo.toml")]);
         loop {
             match self.run_once() {
                 Ok(()) => {
@@ -87,83 +85,14 @@ impl GenTsi {
                     let _ = writeln!(report, "error: {e}; waiting for a change");
                 }
             }
-            loop {
-                std::thread::sleep(Duration::from_millis(500));
-                let now = Snapshot::of(&roots);
-                if now != seen {
-                    seen = now;
-                    break;
-                }
-            }
+            watch.wait_blocking();
         }
-    }
-}
-
-/// The modification times of every file under some roots: two differ when a file was
-/// added, removed or changed.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot(BTreeMap<PathBuf, Option<SystemTime>>);
-
-impl Snapshot {
-    /// Scans `roots` (files or folders, recursively; `target` and hidden folders skipped).
-    pub fn of(roots: &[PathBuf]) -> Self {
-        let mut files = BTreeMap::new();
-        for root in roots {
-            scan(root, &mut files);
-        }
-        Snapshot(files)
-    }
-}
-
-fn scan(path: &Path, files: &mut BTreeMap<PathBuf, Option<SystemTime>>) {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || name == "target" || name == "node_modules" {
-                continue;
-            }
-            scan(&entry.path(), files);
-        }
-    } else {
-        files.insert(path.to_owned(), meta.modified().ok());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_snapshot_sees_added_changed_and_removed_files() {
-        let dir = std::env::temp_dir().join(format!("jararaca-cli-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("nested")).unwrap();
-        std::fs::write(dir.join("a.rs"), "a").unwrap();
-        let roots = [dir.clone()];
-        let first = Snapshot::of(&roots);
-        assert_eq!(first, Snapshot::of(&roots), "nothing changed");
-        std::fs::write(dir.join("nested/b.rs"), "b").unwrap();
-        let second = Snapshot::of(&roots);
-        assert_ne!(first, second, "a file was added");
-        let file = std::fs::File::options()
-            .write(true)
-            .open(dir.join("a.rs"))
-            .unwrap();
-        file.set_modified(SystemTime::now() + Duration::from_secs(5))
-            .unwrap();
-        let third = Snapshot::of(&roots);
-        assert_ne!(second, third, "a file changed");
-        std::fs::remove_file(dir.join("nested/b.rs")).unwrap();
-        assert_ne!(third, Snapshot::of(&roots), "a file was removed");
-        let _ = std::fs::remove_dir_all(dir);
-    }
 
     #[test]
     fn the_service_is_run_with_its_own_gen_tsi() {

@@ -1,5 +1,10 @@
 //! The `jararaca` developer tool: scaffolding for services built on the Jararaca crates.
 //!
+//! `jararaca new orders` creates a service to start from in `./orders` (`new`): a
+//! `Microservice` with an HTTP controller over a `tasks` entity on SQLite, a message and its
+//! handler, a scheduled action, a WebSocket message, migrations and tests, building on its
+//! own (`--jararaca-path` points it at a local checkout of the Jararaca crates).
+//!
 //! `jararaca gen-entity TaskItem src/task_item.rs` writes a Rust module with everything a
 //! CRUD resource needs: an entity implementing jararaca-query's `Entity` with its PostgreSQL
 //! and SQLite migrations, the DTOs the API exchanges (serde, `schemars::JsonSchema`,
@@ -11,7 +16,8 @@
 //! services share with Python jararaca (`dlq`), with the reference's options.
 //!
 //! `jararaca gen-tsi FILE_PATH --watch` rebuilds the service in the current folder and runs its
-//! own `gen-tsi` (`cargo run -- gen-tsi FILE_PATH`) on every change under `src` (`gen_tsi`).
+//! own `gen-tsi` (`cargo run -- gen-tsi FILE_PATH`) on every change under `src` (`gen_tsi`),
+//! with the watcher a service's `worker --reload` uses (`jararaca::reload::Watch`).
 //!
 //! The same is available as a library:
 //!
@@ -30,9 +36,11 @@ pub mod dlq;
 mod entity;
 pub mod gen_tsi;
 mod names;
+mod new;
 
 pub use entity::{Output, next_steps, render_entity};
 pub use names::EntityName;
+pub use new::{JararacaSource, New, Scaffold, ServiceName};
 
 use std::path::PathBuf;
 
@@ -47,6 +55,31 @@ pub enum Error {
         name: String,
         /// Why it cannot be used.
         reason: String,
+    },
+
+    /// The service name cannot be a crate's name.
+    #[error("invalid service name {name:?}: {reason}")]
+    InvalidServiceName {
+        /// The name as given.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// The folder for a new service already holds something.
+    #[error("{} exists and is not empty: give another --path, or empty it", path.display())]
+    NotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+
+    /// `--jararaca-path` is not a checkout of the Jararaca workspace.
+    #[error("{} is not a Jararaca checkout: it has no {}", path.display(), missing.display())]
+    NotACheckout {
+        /// The folder given.
+        path: PathBuf,
+        /// The file it lacks.
+        missing: PathBuf,
     },
 
     /// The output file exists and overwriting was not asked for.

@@ -88,3 +88,103 @@ fn a_bad_name_or_missing_argument_fails_with_a_reason() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("gen-entity"));
 }
+
+#[test]
+fn new_writes_a_service_and_refuses_a_bad_name_or_a_folder_in_use() {
+    let dir = TempDir(std::env::temp_dir().join(jararaca_testing::unique_name("jararaca_new")));
+    let path = dir.0.join("orders");
+    let path_text = path.to_str().unwrap();
+
+    let out = jararaca(&["new", "orders", "--path", path_text]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("cd {path_text}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let manifest = std::fs::read_to_string(path.join("Cargo.toml")).unwrap();
+    let published = format!(
+        "jararaca = {{ version = \"{}\", features = [",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(manifest.contains(&published), "{manifest}");
+    assert!(
+        !path.join("Cargo.lock").exists(),
+        "published crates resolve on their own"
+    );
+    for file in [
+        "src/main.rs",
+        "src/lib.rs",
+        "tests/api.rs",
+        "README.md",
+        ".gitignore",
+    ] {
+        assert!(path.join(file).is_file(), "{file}");
+    }
+
+    let out = jararaca(&["new", "orders", "--path", path_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(path.join("Cargo.toml")).unwrap(),
+        manifest
+    );
+
+    let other = dir.0.join("other");
+    let other_text = other.to_str().unwrap();
+    let out = jararaca(&["new", "Orders", "--path", other_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("crate names are lower case"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!other.exists(), "nothing is written for a bad name");
+
+    let out = jararaca(&[
+        "new",
+        "orders",
+        "--path",
+        other_text,
+        "--jararaca-path",
+        path_text,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not a Jararaca checkout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = jararaca(&[
+        "new",
+        "orders",
+        "--jararaca-path",
+        ".",
+        "--jararaca-version",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the two sources exclude each other"
+    );
+
+    let out = jararaca(&[
+        "new",
+        "orders",
+        "--path",
+        other_text,
+        "--jararaca-version",
+        "0.3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = std::fs::read_to_string(other.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("jararaca-query = { version = \"0.3\", features = ["),
+        "{manifest}"
+    );
+}

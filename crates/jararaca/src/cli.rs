@@ -7,7 +7,9 @@
 //! * the bus (feature `bus`): `worker` and `declare`;
 //! * the TypeScript client (feature `tsgen`, with `jararaca::tsgen::TypeScript` given to the
 //!   service): `gen-tsi FILE_PATH` (`--stdout`, `--post-process "cmd {file}"`);
-//! * commands a service adds itself with [`Microservice::command`].
+//! * commands a service adds itself with [`Microservice::command`];
+//! * on every role command, `--reload` and `--src-dir`: rebuild and restart on every change
+//!   to the sources ([`reload`](crate::reload)).
 //!
 //! A role command (`server`, `worker`, …) builds the service for that role, runs the startup
 //! hooks, then runs what every capability does in that role — in `server` with no broker the
@@ -103,7 +105,7 @@ pub fn command(service: &Microservice, extra: &[Command]) -> clap::Command {
         .map(|spec| match spec.kind {
             CommandKind::Role => {
                 let environment = environment_help(&service.environment(spec.command.get_name()));
-                spec.command.after_help(environment)
+                crate::reload::add_args(spec.command).after_help(environment)
             }
             CommandKind::Tool => spec.command,
         });
@@ -138,7 +140,8 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let commands = service.take_commands();
-    let matches = match command(&service, &commands).try_get_matches_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let matches = match command(&service, &commands).try_get_matches_from(&args) {
         Ok(matches) => matches,
         Err(e) => {
             // Help and version are "errors" that print and exit successfully.
@@ -155,7 +158,7 @@ where
         service.name(),
     );
     let result = match matches.subcommand() {
-        Some((name, m)) => dispatch(service, commands, name, m).await,
+        Some((name, m)) => dispatch(service, commands, name, m, &args).await,
         None => Err("no command given".into()),
     };
     telemetry.shutdown();
@@ -174,12 +177,16 @@ async fn dispatch(
     commands: Vec<Command>,
     name: &str,
     matches: &ArgMatches,
+    args: &[std::ffi::OsString],
 ) -> Result<(), BoxError> {
     let kind = service
         .capabilities()
         .command_owner(name)
         .map(|(_, kind)| kind);
     match kind {
+        Some(CommandKind::Role) if crate::reload::requested(matches) => {
+            crate::reload::run(args, matches).await
+        }
         Some(CommandKind::Role) => {
             let role = Role::with_matches(name, matches.clone());
             let app = service.build_for(role.clone()).await?;

@@ -49,6 +49,7 @@
 pub mod cli;
 mod log_fields;
 mod microservice;
+pub mod reload;
 pub mod telemetry;
 
 /// The API description: routes, parameters, responses, types (`jararaca-api`).

@@ -50,6 +50,7 @@ mod health;
 mod limits;
 pub mod openapi;
 mod response;
+mod schema;
 pub mod server;
 mod trace;
 

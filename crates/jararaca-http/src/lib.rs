@@ -46,6 +46,7 @@ mod describe;
 mod docs;
 mod error;
 mod extract;
+mod head_error;
 mod health;
 mod limits;
 pub mod openapi;

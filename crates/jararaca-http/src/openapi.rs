@@ -261,5 +261,7 @@ fn parameters(route: &RouteMeta, generator: &mut SchemaGenerator) -> Vec<Value> 
             }
         }
     }
-    out
+    // The generator gives its definitions the integer bounds only as they are taken out, at
+    // the end; what was copied out of them, and inline schemas, get them here.
+    out.into_iter().map(crate::schema::with_bounds).collect()
 }

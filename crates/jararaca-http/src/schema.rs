@@ -19,27 +19,49 @@ struct IntegerBounds;
 
 impl Transform for IntegerBounds {
     fn transform(&mut self, schema: &mut Schema) {
-        let bounds: Option<(Value, Value)> = match schema.get("format").and_then(Value::as_str) {
-            Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
-            Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
-            Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
-            Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
-            Some("int") => Some(((isize::MIN as i64).into(), (isize::MAX as i64).into())),
-            Some("uint8") => Some((0.into(), u8::MAX.into())),
-            Some("uint16") => Some((0.into(), u16::MAX.into())),
-            Some("uint32") => Some((0.into(), u32::MAX.into())),
-            Some("uint64") => Some((0.into(), u64::MAX.into())),
-            Some("uint") => Some((0.into(), (usize::MAX as u64).into())),
-            _ => None,
-        };
-        if let Some((min, max)) = bounds
-            && let Some(object) = schema.as_object_mut()
-        {
-            object.entry("minimum").or_insert(min);
-            object.entry("maximum").or_insert(max);
+        if let Some(object) = schema.as_object_mut() {
+            add_bounds(object);
         }
         transform_subschemas(self, schema);
     }
+}
+
+/// The bounds of `schema`'s integer format, if it has one and states none.
+fn add_bounds(schema: &mut serde_json::Map<String, Value>) {
+    let bounds: Option<(Value, Value)> = match schema.get("format").and_then(Value::as_str) {
+        Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+        Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+        Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+        Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+        Some("int") => Some(((isize::MIN as i64).into(), (isize::MAX as i64).into())),
+        Some("uint8") => Some((0.into(), u8::MAX.into())),
+        Some("uint16") => Some((0.into(), u16::MAX.into())),
+        Some("uint32") => Some((0.into(), u32::MAX.into())),
+        Some("uint64") => Some((0.into(), u64::MAX.into())),
+        Some("uint") => Some((0.into(), (usize::MAX as u64).into())),
+        _ => None,
+    };
+    if let Some((min, max)) = bounds {
+        schema.entry("minimum").or_insert(min);
+        schema.entry("maximum").or_insert(max);
+    }
+}
+
+/// [`settings`]' integer bounds applied to a schema taken out of a generator's definitions
+/// before it applied them itself.
+pub(crate) fn with_bounds(mut schema: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(object) => {
+                add_bounds(object);
+                object.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut schema);
+    schema
 }
 
 /// How a query parameter travels, from its schema.

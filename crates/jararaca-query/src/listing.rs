@@ -103,7 +103,7 @@ mod schema {
         fn schema_name() -> Cow<'static, str> {
             let name = std::any::type_name::<F>();
             let short = name.rsplit("::").next().unwrap_or(name);
-            format!("PaginatedFilter_{short}").into()
+            format!("PaginatedFilter_for_{short}").into()
         }
 
         fn schema_id() -> Cow<'static, str> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Skips the test (printing why), or fails it when services are required.
-pub fn skip_or_fail(reason: String) {
+pub(crate) fn skip_or_fail(reason: String) {
     if jararaca_testing::services_required() {
         panic!("{reason}");
     }
@@ -30,7 +30,7 @@ fn run(command: &mut Command) -> Result<(), String> {
 
 /// The `bin` directory of the virtualenv `name` (under `CARGO_TARGET_TMPDIR`) with
 /// `requirements` (a pip requirements file's text) installed.
-pub fn venv(name: &str, requirements: &str) -> Result<PathBuf, String> {
+pub(crate) fn venv(name: &str, requirements: &str) -> Result<PathBuf, String> {
     // Tests of one binary run in parallel: one installs while the others wait.
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());

@@ -225,7 +225,11 @@ fn field_errors(error: &jsonschema::ValidationError<'_>, section: &str, out: &mu
             ));
             ("Field required".into(), "missing")
         }
-        ValidationErrorKind::Type { kind } => type_error(kind),
+        ValidationErrorKind::Type { kind } => {
+            let (msg, kind) = type_error(kind);
+            out.push(FieldError::new(loc, msg, kind));
+            return;
+        }
         ValidationErrorKind::Enum { options } => {
             (format!("Input should be {}", one_of(options)), "enum")
         }
@@ -334,7 +338,7 @@ fn reach(error: &jsonschema::ValidationError<'_>) -> usize {
     error.instance_path().iter().count() + usize::from(below)
 }
 
-fn type_error(kind: &TypeKind) -> (String, &'static str) {
+fn type_error(kind: &TypeKind) -> (String, String) {
     use jsonschema::JsonType;
     let wanted = match kind {
         TypeKind::Single(t) => *t,
@@ -343,16 +347,10 @@ fn type_error(kind: &TypeKind) -> (String, &'static str) {
             .find(|t| *t != JsonType::Null)
             .unwrap_or(JsonType::Null),
     };
-    let (what, code) = match wanted {
-        JsonType::Integer => ("a valid integer", "int_type"),
-        JsonType::Number => ("a valid number", "float_type"),
-        JsonType::String => ("a valid string", "string_type"),
-        JsonType::Boolean => ("a valid boolean", "bool_type"),
-        JsonType::Array => ("a valid list", "list_type"),
-        JsonType::Object => ("a valid object", "dict_type"),
-        JsonType::Null => ("null", "none_required"),
-    };
-    (format!("Input should be {what}"), code)
+    (
+        format!("Input should be a valid {wanted}"),
+        format!("{wanted}_type"),
+    )
 }
 
 /// `'a', 'b' or 'c'`, as pydantic lists the members of an enum.

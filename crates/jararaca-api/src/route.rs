@@ -262,5 +262,27 @@ pub fn describe_error_response(route: &mut RouteMeta) {
 pub struct ErrorBody {
     /// A message, or a list of `{loc, msg, type}` field errors for a 422.
     #[ts(type = "string | Array<{ loc: Array<string | number>, msg: string, type: string }>")]
+    #[schemars(schema_with = "detail_schema")]
     pub detail: serde_json::Value,
+}
+
+fn detail_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A message, or a list of `{loc, msg, type}` field errors for a 422.",
+        "anyOf": [
+            { "type": "string" },
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "loc": { "type": "array", "items": { "type": ["string", "integer"] } },
+                        "msg": { "type": "string" },
+                        "type": { "type": "string" },
+                    },
+                    "required": ["loc", "msg", "type"],
+                },
+            },
+        ],
+    })
 }

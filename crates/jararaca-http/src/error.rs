@@ -59,7 +59,17 @@ impl ApiError {
     }
 
     /// An error with `status` and any JSON detail.
+    ///
+    /// A 422's detail is always a list of `{"loc", "msg", "type"}` entries, as the document
+    /// declares it: a text detail becomes one entry with an empty `loc` (the error is about
+    /// the request as a whole). Use [`ValidationError`] to name the fields.
     pub fn with_detail(status: StatusCode, detail: serde_json::Value) -> Self {
+        let detail = match detail {
+            serde_json::Value::String(msg) if status == StatusCode::UNPROCESSABLE_ENTITY => {
+                serde_json::json!([{ "loc": [], "msg": msg, "type": "value_error" }])
+            }
+            detail => detail,
+        };
         Self {
             status,
             detail,
@@ -118,7 +128,8 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, detail)
     }
 
-    /// 422 Unprocessable Entity with a text detail (see [`ValidationError`] for field errors).
+    /// 422 Unprocessable Entity about the request as a whole: `{"detail": [{"loc": [], "msg":
+    /// detail, "type": "value_error"}]}` (see [`ValidationError`] to name the fields).
     pub fn unprocessable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     }
@@ -141,14 +152,20 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for ApiError {
     }
 }
 
-/// An error answer the router made with no body (404 for no route, 405 for a route without
-/// the method) given the documented `{"detail": …}` body, its other headers (`Allow`) kept.
+/// An error answer made with no body (404 for no route and 405 for a route without the
+/// method by the router; 413, 415 or 431 by an extractor or a layer) given the documented
+/// `{"detail": …}` body, its other headers (`Allow`) kept.
 pub(crate) fn with_error_body(response: Response) -> Response {
     use axum::body::HttpBody as _;
     let status = response.status();
     let detail = match status {
-        StatusCode::NOT_FOUND => "Not Found",
-        StatusCode::METHOD_NOT_ALLOWED => "Method Not Allowed",
+        StatusCode::NOT_FOUND
+        | StatusCode::METHOD_NOT_ALLOWED
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            status.canonical_reason().unwrap_or_default()
+        }
         _ => return response,
     };
     if response.body().size_hint().exact() != Some(0) {
@@ -241,7 +258,7 @@ fn to_json<T: Serialize>(body: &T) -> serde_json::Result<Bytes> {
 }
 
 /// One part of an error location: a name (`"body"`, a field) or an index into an array.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Loc {
     /// A field or section name.
@@ -258,7 +275,8 @@ impl From<&str> for Loc {
 
 /// One invalid input: where (`["body", "title"]`), what is wrong, and an error type code, as
 /// FastAPI's validation errors (`{"loc", "msg", "type"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ValidationError")]
 pub struct FieldError {
     /// Where the error is: `body`/`query`/`path`/`header`, then field names and indices.
     pub loc: Vec<Loc>,
@@ -315,6 +333,14 @@ impl fmt::Display for ValidationError {
         }
         Ok(())
     }
+}
+
+/// The body of every 422, as the document declares it (FastAPI's name for it).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "HTTPValidationError")]
+pub(crate) struct ValidationBody {
+    /// Every invalid input found.
+    pub(crate) detail: Vec<FieldError>,
 }
 
 impl IntoResponse for ValidationError {

@@ -46,10 +46,12 @@ mod describe;
 mod docs;
 mod error;
 mod extract;
+mod head_error;
 mod health;
 mod limits;
 pub mod openapi;
 mod response;
+mod schema;
 pub mod server;
 mod trace;
 

@@ -2,17 +2,17 @@
 
 use std::collections::HashMap;
 
-use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use crate::schema::{QueryStyle, query_style};
 use jararaca_api::{ApiDescription, ErrorBody, ParamLocation, RouteMeta, TypeInfo};
 
 /// Builds the OpenAPI 3.1 document of `api`.
 pub fn document(api: &ApiDescription) -> Value {
     let info = &api.info;
     let routes = &api.routes;
-    let mut generator = SchemaSettings::draft2020_12()
+    let mut generator = crate::schema::settings()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
             s.meta_schema = None;
@@ -35,12 +35,71 @@ pub fn document(api: &ApiDescription) -> Value {
     if let Some(description) = &info.description {
         info_json["description"] = json!(description);
     }
+    let responses = framework_responses(&mut generator);
     json!({
         "openapi": "3.1.0",
         "info": info_json,
         "paths": paths,
-        "components": { "schemas": generator.take_definitions(true) },
+        "components": {
+            "schemas": generator.take_definitions(true),
+            "responses": responses,
+        },
     })
+}
+
+/// The answers the framework itself gives, whatever the handler: shared by every operation
+/// that can get them, by reference.
+const FRAMEWORK_RESPONSES: [(&str, &str, &str); 4] = [
+    // Any request that declares a body larger than `--max-body-size`.
+    (
+        "413",
+        "PayloadTooLarge",
+        "The request body is larger than the server accepts",
+    ),
+    // A JSON body sent with another content type.
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The request body is not `application/json`",
+    ),
+    // Any request whose parameters or body do not match their schemas.
+    (
+        "422",
+        "ValidationError",
+        "Validation Error: every invalid input, each at its location",
+    ),
+    // Any request whose head does not fit the server's buffer.
+    (
+        "431",
+        "RequestHeaderFieldsTooLarge",
+        "The request's headers are larger than the server accepts",
+    ),
+];
+
+fn framework_responses(generator: &mut SchemaGenerator) -> Map<String, Value> {
+    FRAMEWORK_RESPONSES
+        .iter()
+        .map(|(status, name, description)| {
+            let schema = if *status == "422" {
+                generator.subschema_for::<crate::error::ValidationBody>()
+            } else {
+                TypeInfo::of::<ErrorBody>().schema(generator)
+            };
+            let response = json!({
+                "description": description,
+                "content": { "application/json": { "schema": schema } },
+            });
+            ((*name).to_owned(), response)
+        })
+        .collect()
+}
+
+fn framework_response(status: &str) -> Value {
+    let name = FRAMEWORK_RESPONSES
+        .iter()
+        .find(|(s, _, _)| *s == status)
+        .map_or("", |(_, name, _)| name);
+    json!({ "$ref": format!("#/components/responses/{name}") })
 }
 
 /// Handler names, qualified by controller only where two controllers share one.
@@ -101,19 +160,20 @@ fn operation(route: &RouteMeta, operation_id: String, generator: &mut SchemaGene
         }
         responses.insert(key, entry);
     }
-    if validates && !responses.contains_key("422") {
-        responses.insert(
-            "422".into(),
-            json!({
-                "description": "Validation Error",
-                "content": { "application/json": {
-                    "schema": TypeInfo::of::<ErrorBody>().schema(generator)
-                } },
-            }),
-        );
-    }
     if responses.is_empty() {
         responses.insert("200".into(), json!({ "description": "OK" }));
+    }
+    let mut framework = vec!["413", "431"];
+    if validates {
+        framework.push("422");
+    }
+    if route.body.is_some() {
+        framework.push("415");
+    }
+    for status in framework {
+        responses
+            .entry(status)
+            .or_insert_with(|| framework_response(status));
     }
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
@@ -121,19 +181,17 @@ fn operation(route: &RouteMeta, operation_id: String, generator: &mut SchemaGene
 
 /// A schema with its `$ref` followed into the generator's definitions.
 fn resolved(generator: &SchemaGenerator, schema: &Schema) -> Value {
-    let value = schema.as_value();
-    match value
+    in_definitions(generator.definitions(), schema.as_value()).clone()
+}
+
+/// `schema`, or the definition its `$ref` names.
+fn in_definitions<'a>(definitions: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
+    schema
         .get("$ref")
         .and_then(Value::as_str)
         .and_then(|r| r.rsplit('/').next())
-    {
-        Some(name) => generator
-            .definitions()
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| value.clone()),
-        None => value.clone(),
-    }
+        .and_then(|name| definitions.get(name))
+        .unwrap_or(schema)
 }
 
 fn parameters(route: &RouteMeta, generator: &mut SchemaGenerator) -> Vec<Value> {
@@ -180,18 +238,30 @@ fn parameters(route: &RouteMeta, generator: &mut SchemaGenerator) -> Vec<Value> 
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
+                let definitions = generator.definitions();
+                let resolve = |schema| in_definitions(definitions, schema);
                 if let Some(properties) = body.get("properties").and_then(Value::as_object) {
                     for (name, property) in properties {
-                        out.push(json!({
+                        let mut parameter = json!({
                             "name": name,
                             "in": "query",
                             "required": required.contains(&name.as_str()),
-                            "schema": property,
-                        }));
+                        });
+                        // What holds objects or lists travels as one JSON text, which OpenAPI
+                        // says with `content`; scalars and lists of them as form values.
+                        if query_style(property, &resolve) == QueryStyle::Json {
+                            parameter["content"] =
+                                json!({ "application/json": { "schema": property } });
+                        } else {
+                            parameter["schema"] = property.clone();
+                        }
+                        out.push(parameter);
                     }
                 }
             }
         }
     }
-    out
+    // The generator gives its definitions the integer bounds only as they are taken out, at
+    // the end; what was copied out of them, and inline schemas, get them here.
+    out.into_iter().map(crate::schema::with_bounds).collect()
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use jararaca_di::{App, BoxError};
 
 use crate::HttpApp;
+use crate::head_error::HeadErrorBody;
 use crate::limits::{Guarded, ServerLimits};
 
 /// Why the server stopped with an error.
@@ -133,7 +134,7 @@ pub async fn serve_router_with_limits(
         // Responses are written whole; Nagle's delay would only hold them back.
         let _ = stream.set_nodelay(true);
         let connection = http1
-            .serve_connection(TokioIo::new(stream), service.clone())
+            .serve_connection(TokioIo::new(HeadErrorBody::new(stream)), service.clone())
             .with_upgrades();
         let mut closing = closing.clone();
         connections.spawn(async move {

@@ -198,3 +198,41 @@ async fn the_connection_cap_holds_new_connections_until_one_closes() {
     let response = read_response(&mut third).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+/// hyper refuses a head too large for its buffer, and a target too long, by itself: the
+/// answers still carry the documented JSON body, and the connection still answers whatever
+/// came before on it.
+#[tokio::test]
+async fn heads_too_large_are_answered_with_the_error_body() {
+    let (addr, _stop) = start(ServerLimits::default()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut stream).await.contains("hello"));
+    let big = "a".repeat(600 * 1024);
+    let head = format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
+    // The server may stop reading (and close) before all of it is sent.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let response = read_to_close(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("headers"),
+        "{body}"
+    );
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let target = "/".repeat(70 * 1024);
+    let _ = stream
+        .write_all(format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await;
+    let response = read_to_close(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 414 "), "{response}");
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(body["detail"].is_string(), "{body}");
+}

@@ -54,11 +54,11 @@ pub enum QueryError {
     },
 
     /// A filter value could not be read as the field's type.
-    #[error("invalid value {value:?} for field `{field}`: expected {expected}")]
+    #[error("invalid value `{value}` for field `{field}`: expected {expected}")]
     InvalidValue {
         /// The field the filter is on.
         field: String,
-        /// The value as the client sent it.
+        /// The value as the client sent it (a list as its JSON text).
         value: String,
         /// What the value should look like.
         expected: &'static str,
@@ -147,6 +147,27 @@ impl QueryError {
     pub fn is_client_error(&self) -> bool {
         self.status().is_client_error()
     }
+
+    /// Where in the request a client's error lies, as a 422's `loc`: the `PaginatedFilter`
+    /// field of a sort, filter or pagination problem (a `PaginatedFilter` travels in the
+    /// query), or nothing more precise (`[]`) for a value the database cannot store.
+    pub fn loc(&self) -> Vec<&'static str> {
+        match self {
+            Self::UnknownField {
+                purpose: "sorting", ..
+            } => vec!["query", "sort_models"],
+            Self::UnknownField { .. }
+            | Self::UnknownOperator { .. }
+            | Self::InvalidValue { .. } => {
+                vec!["query", "filter_models"]
+            }
+            Self::InvalidPagination(message) if message.starts_with("page_size") => {
+                vec!["query", "page_size"]
+            }
+            Self::InvalidPagination(_) | Self::InvalidCursor(_) => vec!["query"],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The message of [`QueryError::Database`]: what probably went wrong, and what to check. A
@@ -215,15 +236,18 @@ fn data_exception(error: &sqlx::Error) -> Option<&'static str> {
 
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for QueryError {
-    /// A JSON `{"detail": …}` body: the message for client errors, nothing internal for the
+    /// A JSON `{"detail": …}` body: for a 422 one `{"loc", "msg", "type"}` entry (as every
+    /// 422 of the framework), the message for other client errors, nothing internal for the
     /// rest (which are logged).
     fn into_response(self) -> axum_core::response::Response {
         let status = self.status();
-        let detail = if status.is_client_error() {
-            self.to_string()
+        let detail = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            serde_json::json!([{ "loc": self.loc(), "msg": self.to_string(), "type": "value_error" }])
+        } else if status.is_client_error() {
+            serde_json::Value::String(self.to_string())
         } else {
             tracing::error!(error = %self, "query failed");
-            "Internal Server Error".to_string()
+            serde_json::Value::String("Internal Server Error".into())
         };
         let body = serde_json::json!({ "detail": detail }).to_string();
         (

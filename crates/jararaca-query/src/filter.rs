@@ -112,6 +112,11 @@ impl Fields {
         self
     }
 
+    /// Every field, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter()
+    }
+
     /// The field named `name`.
     pub fn get(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
@@ -349,7 +354,7 @@ pub(crate) fn condition(
         FilterValue::Many(_) => {
             return Err(QueryError::InvalidValue {
                 field: model.field.clone(),
-                value: format!("{:?}", model.value),
+                value: serde_json::to_string(&model.value).unwrap_or_default(),
                 expected: "a single value (only isAnyOf takes a list)",
             });
         }

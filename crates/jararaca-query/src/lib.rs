@@ -101,6 +101,7 @@ mod db;
 mod entity;
 mod error;
 mod filter;
+mod listing;
 #[cfg(feature = "bus")]
 pub mod outbox;
 mod pagination;
@@ -115,6 +116,7 @@ pub use db::{Db, FromDbRow, Row};
 pub use entity::{CREATED_AT, Column, Entity, Identifiable, UPDATED_AT};
 pub use error::QueryError;
 pub use filter::{Field, Fields, FilterOperator};
+pub use listing::{FieldSet, FilterFor};
 pub use pagination::{
     DEFAULT_MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, Direction, FilterModel, FilterValue, Paginated,
     PaginatedFilter, PaginationConfig, SortModel,

@@ -101,6 +101,19 @@ fn default_page_size() -> u32 {
     PaginationConfig::global().default_page_size
 }
 
+/// The bounds a page size is checked against ([`PaginatedFilter::validate`] with the
+/// process-wide [`PaginationConfig::global`]), stated in the schema: 1 to the maximum.
+#[cfg(feature = "schema")]
+fn page_size_bounds(schema: &mut schemars::Schema) {
+    let config = PaginationConfig::global();
+    schema.insert("minimum".into(), 1.into());
+    schema.insert("maximum".into(), config.max_page_size.into());
+    schema.insert(
+        "description".into(),
+        format!("Items per page, 1 to {}.", config.max_page_size).into(),
+    );
+}
+
 /// A sort direction: `"asc"` or `"desc"`.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema, ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -193,6 +206,7 @@ pub struct PaginatedFilter {
     pub page: u32,
     /// Items per page, 1 to the maximum (100).
     #[serde(default = "default_page_size")]
+    #[cfg_attr(feature = "schema", schemars(transform = page_size_bounds))]
     pub page_size: u32,
     /// Sort rules, applied in order.
     #[serde(default)]

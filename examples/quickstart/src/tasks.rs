@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use jararaca::http::{ApiError, Created, Json, NoContent, Path, Query};
 use jararaca::{Injectable, controller};
 use jararaca_query::{
-    Column, ColumnType, CrudOperations, Dialect, Entity, Fields, Paginated, PaginatedFilter,
-    QueryError, QueryOperations, Session, Sql,
+    Column, ColumnType, CrudOperations, Dialect, Entity, FieldSet, Fields, FilterFor, Paginated,
+    PaginatedFilter, QueryError, QueryOperations, Session, Sql,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,9 +88,18 @@ fn answer(error: QueryError) -> ApiError {
     ApiError::from_status(error.status(), error)
 }
 
-/// What clients may sort and filter by.
+/// What clients may sort and filter by: every column but the id. Named by a type, so the
+/// list route's description states it.
+struct TaskFields;
+
+impl FieldSet for TaskFields {
+    fn fields() -> Fields {
+        Fields::of::<Task>().without("id")
+    }
+}
+
 fn listing() -> QueryOperations<Task> {
-    QueryOperations::new(Fields::of::<Task>().without("id"))
+    QueryOperations::new(TaskFields::fields())
 }
 
 #[controller("/tasks")]
@@ -152,7 +161,7 @@ impl TasksController {
     #[get("/", summary = "List tasks a page at a time, sorted and filtered")]
     async fn list_tasks(
         session: Session,
-        Query(filter): Query<PaginatedFilter>,
+        Query(filter): Query<FilterFor<TaskFields>>,
     ) -> Result<Json<Paginated<Task>>, QueryError> {
         Ok(Json(listing().on(session).query(&filter).await?))
     }

@@ -95,7 +95,7 @@ async fn values_postgres_cannot_store_are_422(service: jararaca::Microservice) {
         let (status, answer) = call(&router, "POST", "/tasks", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert!(
-            answer["detail"].as_str().unwrap().contains("NUL"),
+            answer["detail"][0]["msg"].as_str().unwrap().contains("NUL"),
             "{answer}"
         );
     }

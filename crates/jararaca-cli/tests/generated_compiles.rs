@@ -144,7 +144,9 @@ async fn crud_through_the_service(db: Db) {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     let named = |entry: &Value| {
-        entry["msg"].as_str().is_some_and(|m| m.contains("page_size"))
+        entry["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("page_size"))
             || entry["loc"]
                 .as_array()
                 .is_some_and(|loc| loc.iter().any(|part| part == "page_size"))

@@ -39,6 +39,10 @@
 //! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
 //!   auth, retry, timeout and trace context, and through a raw hyper-util client, alternating,
 //!   median of at least three runs; requests per second and p99; the ratio is ours over raw.
+//!   Then, when valgrind is installed, it counts the instructions of one call end to end
+//!   (client, server and runtime on one thread) under callgrind for each client: 300 and
+//!   300 + R sequential calls (`--callgrind-requests R`, default 2000, 0 skips it), and prints
+//!   `RATIO rpc_instructions <raw/ours>` before the throughput ratio.
 //! * `cron` — the delay of the beat's triggers behind their scheduled second over at least
 //!   300 ticks, ours and (when its venv is there) Python jararaca's beat; prints
 //!   `CRON_P99_MS <ours>` and the ratio of Python's p99 to ours (see `cron.rs`).
@@ -70,9 +74,11 @@ fn usage() -> ExitCode {
          \x20      jararaca-bench bus [--runs N] [--messages M] [--prefetch P]\n\
          \x20      jararaca-bench outbox [--runs N] [--seconds S] [--concurrency C]\n\
          \x20      jararaca-bench rpc [--runs N] [--seconds S] [--concurrency C]\n\
+         \x20                         [--callgrind-requests R]\n\
          \x20      jararaca-bench cron [--ticks T] [--actions A]\n\
          \x20      jararaca-bench ws [--runs N] [--clients C] [--broadcasts B]\n\
-         (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file])"
+         (internal: jararaca-bench serve <raw|jararaca> <port> [ready-file],\n\
+         \x20          jararaca-bench rpc-count <ours|raw> <calls>)"
     );
     ExitCode::from(2)
 }
@@ -99,6 +105,10 @@ fn main() -> ExitCode {
         Some("rpc") => workload(rpc::Options::parse(options), rpc::run),
         Some("cron") => workload(cron::Options::parse(options), cron::run),
         Some("ws") => workload(ws::Options::parse(options), ws::run),
+        Some("rpc-count") => match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
+            (Some(target), Some(calls)) => rpc::count(target, calls),
+            _ => usage(),
+        },
         Some("ws-serve") => match (args.get(1), args.get(2).and_then(|p| p.parse().ok())) {
             (Some(target), Some(port)) => ws::serve(target, port),
             _ => usage(),

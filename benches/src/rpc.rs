@@ -30,6 +30,7 @@ use jararaca_rpc::{
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 
+use crate::callgrind;
 use crate::harness::{self, BoxError, median};
 
 /// The raw client's `traceparent`, the same size as the one our stack generates.
@@ -41,6 +42,8 @@ pub(crate) struct Options {
     runs: usize,
     seconds: u64,
     concurrency: usize,
+    /// Calls counted under callgrind (the difference between two runs); 0 skips it.
+    counted: u64,
 }
 
 impl Options {
@@ -49,12 +52,14 @@ impl Options {
             runs: 3,
             seconds: 3,
             concurrency: 16,
+            counted: 2000,
         };
         for (flag, number) in harness::numeric_flags(args)? {
             match flag {
                 "--runs" => options.runs = (number as usize).max(3),
                 "--seconds" => options.seconds = number.max(1),
                 "--concurrency" => options.concurrency = (number as usize).max(1),
+                "--callgrind-requests" => options.counted = number,
                 other => return Err(format!("unknown option `{other}`")),
             }
         }
@@ -129,67 +134,105 @@ where
     })
 }
 
-async fn bench(options: &Options) -> Result<f64, BoxError> {
+/// The two clients of the comparison, against the server at `addr`.
+struct Clients {
+    ours: OurClient,
+    unit: UnitOfWork,
+    raw: RawClient,
+    raw_uri: http::Uri,
+}
+
+type OurClient = RestClient<
+    jararaca_rpc::TraceContextService<
+        jararaca_rpc::Auth<
+            jararaca_retry::Retry<
+                jararaca_rpc::Timeout<HyperTransport>,
+                jararaca_rpc::HttpRetryPredicate,
+                jararaca_rpc::HttpReplay,
+            >,
+        >,
+    >,
+>;
+
+type RawClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
+
+impl Clients {
+    fn new(addr: std::net::SocketAddr) -> Result<Self, BoxError> {
+        let stack = ServiceBuilder::new()
+            .layer(TraceContextLayer::new())
+            .layer(AuthLayer::bearer("bench-token")?)
+            .layer(jararaca_rpc::retry(RetryPolicy::default().max_retries(2)))
+            .layer(TimeoutLayer::new(Duration::from_secs(5)))
+            .service(HyperTransport::new());
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            ours: RestClient::new(stack, &format!("http://{addr}/api"))?,
+            unit: UnitOfWork::traced(UnitKind::Http, Some(TraceContext::continue_from(None))),
+            raw: Client::builder(TokioExecutor::new()).build(connector),
+            raw_uri: format!("http://{addr}/api/items").parse()?,
+        })
+    }
+}
+
+/// One GET through our client, in the traced unit of work.
+async fn call_ours(client: OurClient, unit: UnitOfWork) -> Result<(), BoxError> {
+    let items: Vec<Item> = unit.scope(client.json(RestRequest::get("/items"))).await?;
+    assert_eq!(items.len(), 10);
+    Ok(())
+}
+
+/// One GET through the raw client, with the same headers.
+async fn call_raw(client: RawClient, uri: http::Uri) -> Result<(), BoxError> {
+    let request = http::Request::get(uri)
+        .header(http::header::AUTHORIZATION, "Bearer bench-token")
+        .header("traceparent", TRACEPARENT)
+        .body(Empty::new())?;
+    let response = client.request(request).await?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()).into());
+    }
+    let body = response.into_body().collect().await?.to_bytes();
+    let items: Vec<Item> = serde_json::from_slice(&body)?;
+    assert_eq!(items.len(), 10);
+    Ok(())
+}
+
+/// The server both clients call, on a free port.
+async fn serve() -> Result<std::net::SocketAddr, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = Router::new().route("/api/items", get(|| async { Json(items()) }));
     tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
 
-    let stack = ServiceBuilder::new()
-        .layer(TraceContextLayer::new())
-        .layer(AuthLayer::bearer("bench-token")?)
-        .layer(jararaca_rpc::retry(RetryPolicy::default().max_retries(2)))
-        .layer(TimeoutLayer::new(Duration::from_secs(5)))
-        .service(HyperTransport::new());
-    let ours = RestClient::new(stack, &format!("http://{addr}/api"))?;
-    let unit = UnitOfWork::traced(UnitKind::Http, Some(TraceContext::continue_from(None)));
-
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let raw: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+async fn bench(options: &Options) -> Result<f64, BoxError> {
+    let addr = serve().await?;
+    let Clients {
+        ours,
+        unit,
+        raw,
+        raw_uri,
+    } = Clients::new(addr)?;
     println!(
         "both clients: hyper-util pooled Client, hyper-rustls HttpsConnector (https_or_http), \
          HTTP/1.1, plain http to 127.0.0.1; same headers on the wire"
     );
-    let raw_uri: http::Uri = format!("http://{addr}/api/items").parse()?;
 
     let mut ratios = Vec::new();
     let (mut ours_rps, mut raw_rps) = (Vec::new(), Vec::new());
     for run in 0..options.runs {
-        let client = ours.clone();
-        let unit = unit.clone();
-        let ours_sample = load(options, move || {
-            let client = client.clone();
-            let unit = unit.clone();
-            async move {
-                let items: Vec<Item> = unit.scope(client.json(RestRequest::get("/items"))).await?;
-                assert_eq!(items.len(), 10);
-                Ok(())
-            }
-        })
-        .await?;
+        let (client, unit) = (ours.clone(), unit.clone());
+        let ours_sample = load(options, move || call_ours(client.clone(), unit.clone())).await?;
         let (client, uri) = (raw.clone(), raw_uri.clone());
-        let raw_sample = load(options, move || {
-            let (client, uri) = (client.clone(), uri.clone());
-            async move {
-                let request = http::Request::get(uri)
-                    .header(http::header::AUTHORIZATION, "Bearer bench-token")
-                    .header("traceparent", TRACEPARENT)
-                    .body(Empty::new())?;
-                let response = client.request(request).await?;
-                if !response.status().is_success() {
-                    return Err(format!("status {}", response.status()).into());
-                }
-                let body = response.into_body().collect().await?.to_bytes();
-                let items: Vec<Item> = serde_json::from_slice(&body)?;
-                assert_eq!(items.len(), 10);
-                Ok(())
-            }
-        })
-        .await?;
+        let raw_sample = load(options, move || call_raw(client.clone(), uri.clone())).await?;
         let ratio = ours_sample.per_second / raw_sample.per_second;
         println!(
             "run {}: ours {:.0} req/s p99 {:.2} ms, raw {:.0} req/s p99 {:.2} ms, ratio {ratio:.3}",
@@ -208,5 +251,102 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
         median(&mut ours_rps),
         median(&mut raw_rps)
     );
+    if options.counted > 0 {
+        match callgrind::missing() {
+            Some(why) => println!("{why}"),
+            None => {
+                let ratio = tokio::task::spawn_blocking({
+                    let counted = options.counted;
+                    move || instructions(counted)
+                })
+                .await??;
+                println!("RATIO rpc_instructions {ratio:.3}");
+            }
+        }
+    }
     Ok(median(&mut ratios))
+}
+
+/// Calls each process makes before the counted ones, in both of its runs: connecting, the
+/// first request's lazy work and buffer growth then cancel out.
+const WARM_CALLS: u64 = 300;
+
+/// The instruction count: for each client, the whole process — client, server and runtime on
+/// one thread — under callgrind twice, making `WARM_CALLS` and then `WARM_CALLS + counted`
+/// sequential calls; the difference of the totals over `counted` is what one call costs end
+/// to end, the same on every run and under any load. Returns raw's count per call over ours.
+fn instructions(counted: u64) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = exe.to_string_lossy().into_owned();
+    let dir = std::env::temp_dir().join(format!("jararaca-bench-rpc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    println!(
+        "rpc instructions (callgrind, client and server in one thread): {WARM_CALLS} and {} \
+         sequential calls per client, per call = difference / {counted}",
+        WARM_CALLS + counted
+    );
+    let mut per_call = [0.0; 2];
+    let counting = (|| {
+        for (index, target) in ["raw", "ours"].into_iter().enumerate() {
+            let mut totals = [0u64; 2];
+            for (total, calls) in totals.iter_mut().zip([WARM_CALLS, WARM_CALLS + counted]) {
+                let out = dir.join(format!("{target}.{calls}.callgrind"));
+                let calls_text = calls.to_string();
+                let status =
+                    callgrind::command(None, &out, &exe, &["rpc-count", target, &calls_text])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .map_err(|e| format!("cannot run valgrind: {e}"))?;
+                if !status.success() {
+                    return Err(format!(
+                        "the {target} client under callgrind failed ({status}); see {}.log",
+                        out.display()
+                    ));
+                }
+                *total = callgrind::total(&out)?;
+            }
+            per_call[index] = totals[1].saturating_sub(totals[0]) as f64 / counted as f64;
+            println!(
+                "{target:>5}: {:>12} instructions in {WARM_CALLS} calls, {:>12} in {}: {:.0} per call",
+                totals[0],
+                totals[1],
+                WARM_CALLS + counted,
+                per_call[index]
+            );
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    counting.map(|()| per_call[0] / per_call[1])
+}
+
+/// `jararaca-bench rpc-count <ours|raw> CALLS`: the server and `target`'s client on one
+/// current-thread runtime, `calls` sequential calls, then exit (run under callgrind by the
+/// `rpc` workload).
+pub(crate) fn count(target: &str, calls: u64) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let run = async move {
+        let clients = Clients::new(serve().await?)?;
+        for _ in 0..calls {
+            match target {
+                "ours" => call_ours(clients.ours.clone(), clients.unit.clone()).await?,
+                "raw" => call_raw(clients.raw.clone(), clients.raw_uri.clone()).await?,
+                other => return Err(format!("unknown client `{other}`: ours or raw").into()),
+            }
+        }
+        Ok::<_, BoxError>(())
+    };
+    match runtime
+        .map_err(BoxError::from)
+        .and_then(|r| r.block_on(run))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rpc-count: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

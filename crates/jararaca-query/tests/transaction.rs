@@ -335,7 +335,7 @@ async fn http_routes_commit_on_success_and_roll_back_on_errors(db: Db) {
     let response = call("/tasks", "GET").await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
-    let detail = body["detail"].as_str().unwrap();
+    let detail = body["detail"][0]["msg"].as_str().unwrap();
     assert!(
         detail.contains("unknown field `title; DROP TABLE tasks`"),
         "{detail}"

@@ -68,49 +68,56 @@ fn handled_by() -> String {
     format!("worker pid {}", std::process::id())
 }
 
-async fn on_task_created(task: TaskCreated, _delivery: Delivery) -> Result<(), BoxError> {
-    // A notifier that cannot be reached fails the unit: the message is delivered again.
+/// What both handlers do with a task event: tell the notifier (one that cannot be reached
+/// fails the unit, so the message is delivered again), then push a notice to the owner's room.
+async fn handle(
+    id: Uuid,
+    owner: &str,
+    title: &str,
+    topic: &str,
+    verb: &str,
+) -> Result<(), BoxError> {
     inject::<TaskNotifier>()
         .await?
         .notify(
-            &format!("task-{}-created", task.id),
-            &format!("{} created \"{}\"", task.owner, task.title),
+            &format!("task-{id}-{verb}"),
+            &format!("{owner} {verb} \"{title}\""),
         )
         .await?;
     live::push(
-        &task.owner,
+        owner,
         TaskNotice {
-            task_id: task.id,
-            title: task.title.clone(),
-            event: TaskCreated::TOPIC.to_owned(),
+            task_id: id,
+            title: title.to_owned(),
+            event: topic.to_owned(),
             handled_by: handled_by(),
         },
     )
     .await;
-    tracing::info!(task = %task.id, owner = %task.owner, "handled task.created");
+    tracing::info!(task = %id, owner = %owner, "handled {topic}");
     Ok(())
 }
 
-async fn on_task_completed(task: TaskCompleted, _delivery: Delivery) -> Result<(), BoxError> {
-    inject::<TaskNotifier>()
-        .await?
-        .notify(
-            &format!("task-{}-completed", task.id),
-            &format!("{} completed \"{}\"", task.owner, task.title),
-        )
-        .await?;
-    live::push(
+async fn on_task_created(task: TaskCreated, _delivery: Delivery) -> Result<(), BoxError> {
+    handle(
+        task.id,
         &task.owner,
-        TaskNotice {
-            task_id: task.id,
-            title: task.title.clone(),
-            event: TaskCompleted::TOPIC.to_owned(),
-            handled_by: handled_by(),
-        },
+        &task.title,
+        TaskCreated::TOPIC,
+        "created",
     )
-    .await;
-    tracing::info!(task = %task.id, owner = %task.owner, "handled task.completed");
-    Ok(())
+    .await
+}
+
+async fn on_task_completed(task: TaskCompleted, _delivery: Delivery) -> Result<(), BoxError> {
+    handle(
+        task.id,
+        &task.owner,
+        &task.title,
+        TaskCompleted::TOPIC,
+        "completed",
+    )
+    .await
 }
 
 /// `TasksWorker`: the message handlers of the tasks service.

@@ -37,8 +37,10 @@
 //!   is the outbox's requests per second over after-commit's. Each run also prints the
 //!   publish latency from commit to broker confirm (p50, p99).
 //! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
-//!   auth, retry, timeout and trace context, and through a raw hyper-util client, alternating,
-//!   median of at least three runs; requests per second and p99; the ratio is ours over raw.
+//!   auth, retry, timeout and trace context, and through a raw hyper-util client: rounds of
+//!   one slice per client (`--seconds`, default 1) with the first client alternating, at least
+//!   three rounds (`--runs`, default 11); requests per second and p99; the ratio is the median
+//!   of the rounds' ratios, ours over raw.
 //!   Then, when valgrind is installed, it counts the instructions of one call end to end
 //!   (client, server and runtime on one thread) under callgrind for each client: 300 and
 //!   300 + R sequential calls (`--callgrind-requests R`, default 2000, 0 skips it), and prints

@@ -1,9 +1,15 @@
 //! The `rpc` workload: GET requests returning a JSON list of 10 from a local axum server,
-//! through a jararaca-rpc `RestClient` with the full client stack (bearer auth, retry,
-//! timeout, trace context inside a traced unit of work) and through a raw hyper-util pooled
-//! client decoding the same JSON, alternating in one run, median of at least three runs. Each
-//! run drives `--concurrency` closed-loop tasks for `--seconds` and reports requests per second
-//! and p99 latency; the ratio is ours over raw.
+//! through a `#[rest_client]` declared client with the full client stack (retry, trace context
+//! inside a traced unit of work, bearer auth, timeout, in the README's recommended order) and
+//! through a raw hyper-util pooled client decoding the same JSON, in one run.
+//!
+//! A round gives each client `--seconds` of `--concurrency` closed-loop tasks, in 100 ms
+//! slices taking turns (ABBA, so neither always goes first); it reports both clients' requests
+//! per second and p99 latency and their ratio, ours over raw. `--runs` rounds (at least three)
+//! follow a warm-up slice of each, and the ratio printed is the median of the rounds' ratios.
+//! On a shared machine throughput drifts by tens of percent from one second to the next;
+//! slices this short see about the same machine for both clients, so the drift cancels in the
+//! ratio instead of landing on whichever client ran during a slow second.
 //!
 //! Like for like: both clients are hyper-util's legacy pooled `Client` over the same connector
 //! (hyper-rustls' `HttpsConnector` over `HttpConnector`, http or https, HTTP/1.1), as
@@ -25,7 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use jararaca_di::{TraceContext, UnitKind, UnitOfWork};
 use jararaca_retry::RetryPolicy;
 use jararaca_rpc::{
-    AuthLayer, HyperTransport, RestClient, RestRequest, TimeoutLayer, TraceContextLayer,
+    AuthLayer, HyperTransport, RestClient, RpcError, TimeoutLayer, TraceContextLayer,
 };
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
@@ -35,6 +41,10 @@ use crate::harness::{self, BoxError, median};
 
 /// The raw client's `traceparent`, the same size as the one our stack generates.
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/// How long one client runs before the other takes its turn: short enough that the machine's
+/// drift (other guests, frequency) is about the same for both clients of a round.
+const SLICE: Duration = Duration::from_millis(100);
 
 /// Options of the `rpc` workload.
 #[derive(Debug)]
@@ -49,8 +59,8 @@ pub(crate) struct Options {
 impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
         let mut options = Self {
-            runs: 3,
-            seconds: 3,
+            runs: 11,
+            seconds: 1,
             concurrency: 16,
             counted: 2000,
         };
@@ -90,23 +100,50 @@ fn items() -> Vec<Item> {
         .collect()
 }
 
-/// One run's throughput and p99 latency.
-struct Sample {
-    per_second: f64,
-    p99: Duration,
+/// The server's routes, as the client declares them.
+#[jararaca_macros::rest_client("/api")]
+trait Catalog {
+    #[get("/items")]
+    async fn items(&self) -> Result<Vec<Item>, RpcError>;
 }
 
-/// Runs `call` from `concurrency` closed-loop tasks for `seconds`.
-async fn load<F, Fut>(options: &Options, call: F) -> Result<Sample, BoxError>
+/// What one client did in a round: its calls' latencies and the time they took.
+#[derive(Default)]
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn p99(&mut self) -> Duration {
+        self.latencies.sort_unstable();
+        self.latencies
+            .get(self.latencies.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `call` from `concurrency` closed-loop tasks for `length`, adding to `sample`.
+async fn load<F, Fut>(
+    sample: &mut Sample,
+    concurrency: usize,
+    length: Duration,
+    call: F,
+) -> Result<(), BoxError>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send,
 {
     let call = Arc::new(call);
-    let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let started = Instant::now();
+    let deadline = started + length;
     let mut tasks = Vec::new();
-    for _ in 0..options.concurrency {
+    for _ in 0..concurrency {
         let call = Arc::clone(&call);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -118,20 +155,11 @@ where
             Ok::<_, BoxError>(latencies)
         }));
     }
-    let mut latencies = Vec::new();
     for task in tasks {
-        latencies.extend(task.await??);
+        sample.latencies.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
-    Ok(Sample {
-        per_second: latencies.len() as f64 / elapsed,
-        p99,
-    })
+    sample.elapsed += started.elapsed();
+    Ok(())
 }
 
 /// The two clients of the comparison, against the server at `addr`.
@@ -142,15 +170,13 @@ struct Clients {
     raw_uri: http::Uri,
 }
 
-type OurClient = RestClient<
-    jararaca_rpc::TraceContextService<
-        jararaca_rpc::Auth<
-            jararaca_retry::Retry<
-                jararaca_rpc::Timeout<HyperTransport>,
-                jararaca_rpc::HttpRetryPredicate,
-                jararaca_rpc::HttpReplay,
-            >,
+type OurClient = CatalogClient<
+    jararaca_retry::Retry<
+        jararaca_rpc::TraceContextService<
+            jararaca_rpc::Auth<jararaca_rpc::Timeout<HyperTransport>>,
         >,
+        jararaca_rpc::HttpRetryPredicate,
+        jararaca_rpc::HttpReplay,
     >,
 >;
 
@@ -162,9 +188,9 @@ type RawClient = Client<
 impl Clients {
     fn new(addr: std::net::SocketAddr) -> Result<Self, BoxError> {
         let stack = ServiceBuilder::new()
+            .layer(jararaca_rpc::retry(RetryPolicy::default().max_retries(2)))
             .layer(TraceContextLayer::new())
             .layer(AuthLayer::bearer("bench-token")?)
-            .layer(jararaca_rpc::retry(RetryPolicy::default().max_retries(2)))
             .layer(TimeoutLayer::new(Duration::from_secs(5)))
             .service(HyperTransport::new());
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -173,7 +199,7 @@ impl Clients {
             .enable_http1()
             .build();
         Ok(Self {
-            ours: RestClient::new(stack, &format!("http://{addr}/api"))?,
+            ours: CatalogClient::new(RestClient::new(stack, &format!("http://{addr}"))?),
             unit: UnitOfWork::traced(UnitKind::Http, Some(TraceContext::continue_from(None))),
             raw: Client::builder(TokioExecutor::new()).build(connector),
             raw_uri: format!("http://{addr}/api/items").parse()?,
@@ -181,9 +207,29 @@ impl Clients {
     }
 }
 
+/// One client's turn: `concurrency` closed-loop tasks through it for `length`, added to
+/// `sample`.
+async fn turn(
+    clients: &Clients,
+    sample: &mut Sample,
+    ours: bool,
+    concurrency: usize,
+    length: Duration,
+) -> Result<(), BoxError> {
+    if ours {
+        let (client, unit) = (clients.ours.clone(), clients.unit.clone());
+        let call = move || call_ours(client.clone(), unit.clone());
+        load(sample, concurrency, length, call).await
+    } else {
+        let (client, uri) = (clients.raw.clone(), clients.raw_uri.clone());
+        let call = move || call_raw(client.clone(), uri.clone());
+        load(sample, concurrency, length, call).await
+    }
+}
+
 /// One GET through our client, in the traced unit of work.
 async fn call_ours(client: OurClient, unit: UnitOfWork) -> Result<(), BoxError> {
-    let items: Vec<Item> = unit.scope(client.json(RestRequest::get("/items"))).await?;
+    let items = unit.scope(client.items()).await?;
     assert_eq!(items.len(), 10);
     Ok(())
 }
@@ -215,39 +261,67 @@ async fn serve() -> Result<std::net::SocketAddr, BoxError> {
 
 async fn bench(options: &Options) -> Result<f64, BoxError> {
     let addr = serve().await?;
-    let Clients {
-        ours,
-        unit,
-        raw,
-        raw_uri,
-    } = Clients::new(addr)?;
+    let clients = Clients::new(addr)?;
     println!(
         "both clients: hyper-util pooled Client, hyper-rustls HttpsConnector (https_or_http), \
          HTTP/1.1, plain http to 127.0.0.1; same headers on the wire"
     );
 
+    println!(
+        "{} rounds of {} s per client in {} ms slices taking turns, {} closed-loop tasks",
+        options.runs,
+        options.seconds,
+        SLICE.as_millis(),
+        options.concurrency
+    );
+    let concurrency = options.concurrency;
+    // Connections, lazy statics and buffers settle before anything is counted.
+    for ours_turn in [true, false] {
+        let warm_up = Duration::from_millis(500);
+        turn(
+            &clients,
+            &mut Sample::default(),
+            ours_turn,
+            concurrency,
+            warm_up,
+        )
+        .await?;
+    }
+
+    let slices = (options.seconds * 1000).div_ceil(SLICE.as_millis() as u64);
     let mut ratios = Vec::new();
     let (mut ours_rps, mut raw_rps) = (Vec::new(), Vec::new());
-    for run in 0..options.runs {
-        let (client, unit) = (ours.clone(), unit.clone());
-        let ours_sample = load(options, move || call_ours(client.clone(), unit.clone())).await?;
-        let (client, uri) = (raw.clone(), raw_uri.clone());
-        let raw_sample = load(options, move || call_raw(client.clone(), uri.clone())).await?;
-        let ratio = ours_sample.per_second / raw_sample.per_second;
+    for round in 0..options.runs {
+        let (mut ours_sample, mut raw_sample) = (Sample::default(), Sample::default());
+        for index in 0..slices {
+            // ABBA: which client goes first alternates from one slice pair to the next.
+            let ours_first = (index + round as u64) % 2 == 0;
+            for ours_turn in [ours_first, !ours_first] {
+                let sample = if ours_turn {
+                    &mut ours_sample
+                } else {
+                    &mut raw_sample
+                };
+                turn(&clients, sample, ours_turn, concurrency, SLICE).await?;
+            }
+        }
+        let (ours_per_second, raw_per_second) = (ours_sample.per_second(), raw_sample.per_second());
+        let ratio = ours_per_second / raw_per_second;
         println!(
-            "run {}: ours {:.0} req/s p99 {:.2} ms, raw {:.0} req/s p99 {:.2} ms, ratio {ratio:.3}",
-            run + 1,
-            ours_sample.per_second,
-            ours_sample.p99.as_secs_f64() * 1e3,
-            raw_sample.per_second,
-            raw_sample.p99.as_secs_f64() * 1e3,
+            "round {:>2}: ours {ours_per_second:.0} req/s p99 {:.2} ms, raw {raw_per_second:.0} req/s p99 {:.2} ms, ratio {ratio:.3}",
+            round + 1,
+            ours_sample.p99().as_secs_f64() * 1e3,
+            raw_sample.p99().as_secs_f64() * 1e3,
         );
         ratios.push(ratio);
-        ours_rps.push(ours_sample.per_second);
-        raw_rps.push(raw_sample.per_second);
+        ours_rps.push(ours_per_second);
+        raw_rps.push(raw_per_second);
     }
+    let ratio = median(&mut ratios);
     println!(
-        "median: ours {:.0} req/s, raw {:.0} req/s",
+        "round ratios: min {:.3}, median {ratio:.3}, max {:.3}; median throughput: ours {:.0} req/s, raw {:.0} req/s",
+        ratios[0],
+        ratios[ratios.len() - 1],
         median(&mut ours_rps),
         median(&mut raw_rps)
     );
@@ -264,7 +338,7 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
             }
         }
     }
-    Ok(median(&mut ratios))
+    Ok(ratio)
 }
 
 /// Calls each process makes before the counted ones, in both of its runs: connecting, the

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::{Container, Key, ResolveError, Scope, UnitOfWork};
+use crate::{Container, Key, ResolveError, Scope, TraceContext, UnitOfWork};
 
 tokio::task_local! {
     pub(crate) static SCOPE: Scope;
@@ -49,6 +49,12 @@ pub fn use_unit_of_work() -> Result<UnitOfWork, OutsideUnit> {
         what: "unit of work",
         layer: "UnitOfWorkLayer",
     })
+}
+
+/// The trace of the current unit of work, if it is traced; `None` outside a unit. Cheaper
+/// than `use_unit_of_work()?.trace()`, which takes and drops a handle to the unit.
+pub fn current_trace() -> Option<TraceContext> {
+    UNIT.try_with(UnitOfWork::trace).ok().flatten()
 }
 
 /// Resolves `T` in the current unit's scope.

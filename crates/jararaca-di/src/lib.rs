@@ -61,7 +61,9 @@ mod scope;
 pub mod trace;
 mod uow;
 
-pub use ambient::{InjectError, OutsideUnit, inject, use_container, use_scope, use_unit_of_work};
+pub use ambient::{
+    InjectError, OutsideUnit, current_trace, inject, use_container, use_scope, use_unit_of_work,
+};
 pub use app::{
     App, BuildContext, Capabilities, Capability, CommandKind, CommandSpec, Contribution, EnvVar,
     InterceptLayer, Interceptors, Part, ReadinessChecks, Role, SetupContext, Stop, ToolContext,

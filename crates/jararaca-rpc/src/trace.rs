@@ -15,7 +15,7 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Sends each request as a child span of the trace it is part of: the [`TraceContext`] in the
 /// request's extensions, else the current unit of work's
-/// ([`jararaca_di::use_unit_of_work`]). The call runs in a `rpc.client` span tied to that child
+/// ([`jararaca_di::current_trace`]). The call runs in a `rpc.client` span tied to that child
 /// ([`TraceContext::export`]), and the child's `traceparent` goes in the request.
 ///
 /// A request that already has a `traceparent`, or is sent outside any trace, is left as it is.
@@ -64,11 +64,7 @@ where
                 .extensions()
                 .get::<TraceContext>()
                 .copied()
-                .or_else(|| {
-                    jararaca_di::use_unit_of_work()
-                        .ok()
-                        .and_then(|unit| unit.trace())
-                })
+                .or_else(jararaca_di::current_trace)
         };
         let Some(parent) = parent else {
             return self.inner.call(request).instrument(tracing::Span::none());

@@ -421,6 +421,47 @@ async fn traceparent_continues_the_units_trace() {
 }
 
 #[tokio::test]
+async fn each_retried_attempt_is_its_own_child_span() {
+    // Retry outside the trace layer, as the README recommends: every attempt is a new client
+    // span of the unit's trace, and the retry's copy carries no header of a former attempt.
+    let hits = Hits::default();
+    let addr = serve(hits.clone()).await;
+    let stack = ServiceBuilder::new()
+        .layer(jararaca_rpc::retry(
+            RetryPolicy::default()
+                .max_retries(2)
+                .initial_delay(Duration::from_millis(5)),
+        ))
+        .layer(TraceContextLayer::new())
+        .layer(AuthLayer::bearer("t").unwrap())
+        .service(HyperTransport::new());
+    let client = RestClient::new(stack, &format!("http://{addr}/api")).unwrap();
+    let unit_trace = TraceContext::continue_from(None);
+    let unit = UnitOfWork::traced(UnitKind::Http, Some(unit_trace));
+    let body = unit
+        .scope(client.bytes(RestRequest::get("/traced-flaky")))
+        .await
+        .unwrap();
+    assert_eq!(body, "ok");
+    let sent = hits.recorded("traced-flaky");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let fields: Vec<Vec<&str>> = sent.iter().map(|t| t.split('-').collect()).collect();
+    for attempt in &fields {
+        assert_eq!(attempt.len(), 4, "{sent:?}");
+        assert_eq!(
+            u128::from_str_radix(attempt[1], 16).unwrap(),
+            unit_trace.trace_id,
+            "same trace: {sent:?}"
+        );
+        assert_ne!(
+            u64::from_str_radix(attempt[2], 16).unwrap(),
+            unit_trace.span_id
+        );
+    }
+    assert_ne!(fields[0][2], fields[1][2], "one span per attempt: {sent:?}");
+}
+
+#[tokio::test]
 async fn tower_http_client_layers_stack_with_ours() {
     use tower_http::decompression::DecompressionLayer;
     use tower_http::follow_redirect::FollowRedirectLayer;

@@ -73,8 +73,8 @@ pub(crate) async fn task_notifier(config: Arc<AppConfig>) -> Result<TaskNotifier
         .initial_delay(Duration::from_millis(100))
         .max_delay(Duration::from_secs(2));
     let stack = ServiceBuilder::new()
-        .layer(TraceContextLayer::new())
         .layer(jararaca::rpc::retry(retry))
+        .layer(TraceContextLayer::new())
         .layer(TimeoutLayer::new(Duration::from_millis(
             config.notifier_timeout_ms,
         )))

@@ -17,7 +17,10 @@ use axum::{Form, Json, Router};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
-pub struct Hits(Arc<Mutex<HashMap<String, usize>>>);
+pub struct Hits(
+    Arc<Mutex<HashMap<String, usize>>>,
+    Arc<Mutex<HashMap<String, Vec<String>>>>,
+);
 
 impl Hits {
     fn hit(&self, name: &str) -> usize {
@@ -29,6 +32,23 @@ impl Hits {
 
     pub fn get(&self, name: &str) -> usize {
         self.0.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+
+    fn record(&self, name: &str, value: &str) {
+        let mut seen = self.1.lock().unwrap();
+        seen.entry(name.to_owned())
+            .or_default()
+            .push(value.to_owned());
+    }
+
+    /// What the route `name` recorded, in order.
+    pub fn recorded(&self, name: &str) -> Vec<String> {
+        self.1
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -124,6 +144,19 @@ pub fn app(hits: Hits) -> Router {
                 if hits.hit("flaky") == 1 {
                     (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "busy")
                         .into_response()
+                } else {
+                    "ok".into_response()
+                }
+            }),
+        )
+        .route(
+            "/traced-flaky",
+            get(|State(hits): State<Hits>, headers: HeaderMap| async move {
+                // Records each attempt's traceparent; 503 on the first, then fine.
+                let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+                hits.record("traced-flaky", traceparent.unwrap_or("none"));
+                if hits.hit("traced-flaky") == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
                 } else {
                     "ok".into_response()
                 }

@@ -112,11 +112,18 @@ trait Catalog {
 struct Sample {
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// The process's CPU time (every thread: client, server and runtime).
+    cpu: Duration,
 }
 
 impl Sample {
     fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time per call, in microseconds.
+    fn cpu_per_call(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.latencies.len() as f64
     }
 
     fn p99(&mut self) -> Duration {
@@ -128,38 +135,64 @@ impl Sample {
     }
 }
 
-/// Runs `call` from `concurrency` closed-loop tasks for `length`, adding to `sample`.
-async fn load<F, Fut>(
+/// Runs `concurrency` closed-loop tasks for `length` through our client (each task a traced
+/// unit of work making one call after another, as a handler would) or through the raw one,
+/// adding to `sample`.
+async fn load(
+    clients: &Arc<Clients>,
+    ours: bool,
     sample: &mut Sample,
     concurrency: usize,
     length: Duration,
-    call: F,
-) -> Result<(), BoxError>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), BoxError>> + Send,
-{
-    let call = Arc::new(call);
+) -> Result<(), BoxError> {
+    let cpu = cpu_time();
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let call = Arc::clone(&call);
+        let clients = Arc::clone(clients);
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let at = Instant::now();
-                call().await?;
-                latencies.push(at.elapsed());
+            let unit = clients.unit.clone();
+            let calls = async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let at = Instant::now();
+                    if ours {
+                        call_ours(&clients.ours).await?;
+                    } else {
+                        call_raw(&clients.raw, &clients.raw_uri).await?;
+                    }
+                    latencies.push(at.elapsed());
+                }
+                Ok::<_, BoxError>(latencies)
+            };
+            if ours {
+                unit.scope(calls).await
+            } else {
+                calls.await
             }
-            Ok::<_, BoxError>(latencies)
         }));
     }
     for task in tasks {
         sample.latencies.extend(task.await??);
     }
     sample.elapsed += started.elapsed();
+    sample.cpu += cpu_time().saturating_sub(cpu);
     Ok(())
+}
+
+/// The CPU time this process's threads have used so far (Linux: the sum of each thread's
+/// `/proc/self/task/*/schedstat`, in nanoseconds; zero elsewhere).
+fn cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// The two clients of the comparison, against the server at `addr`.
@@ -207,36 +240,16 @@ impl Clients {
     }
 }
 
-/// One client's turn: `concurrency` closed-loop tasks through it for `length`, added to
-/// `sample`.
-async fn turn(
-    clients: &Clients,
-    sample: &mut Sample,
-    ours: bool,
-    concurrency: usize,
-    length: Duration,
-) -> Result<(), BoxError> {
-    if ours {
-        let (client, unit) = (clients.ours.clone(), clients.unit.clone());
-        let call = move || call_ours(client.clone(), unit.clone());
-        load(sample, concurrency, length, call).await
-    } else {
-        let (client, uri) = (clients.raw.clone(), clients.raw_uri.clone());
-        let call = move || call_raw(client.clone(), uri.clone());
-        load(sample, concurrency, length, call).await
-    }
-}
-
-/// One GET through our client, in the traced unit of work.
-async fn call_ours(client: OurClient, unit: UnitOfWork) -> Result<(), BoxError> {
-    let items = unit.scope(client.items()).await?;
+/// One GET through our client (inside the caller's traced unit of work).
+async fn call_ours(client: &OurClient) -> Result<(), BoxError> {
+    let items = client.items().await?;
     assert_eq!(items.len(), 10);
     Ok(())
 }
 
 /// One GET through the raw client, with the same headers.
-async fn call_raw(client: RawClient, uri: http::Uri) -> Result<(), BoxError> {
-    let request = http::Request::get(uri)
+async fn call_raw(client: &RawClient, uri: &http::Uri) -> Result<(), BoxError> {
+    let request = http::Request::get(uri.clone())
         .header(http::header::AUTHORIZATION, "Bearer bench-token")
         .header("traceparent", TRACEPARENT)
         .body(Empty::new())?;
@@ -261,7 +274,7 @@ async fn serve() -> Result<std::net::SocketAddr, BoxError> {
 
 async fn bench(options: &Options) -> Result<f64, BoxError> {
     let addr = serve().await?;
-    let clients = Clients::new(addr)?;
+    let clients = Arc::new(Clients::new(addr)?);
     println!(
         "both clients: hyper-util pooled Client, hyper-rustls HttpsConnector (https_or_http), \
          HTTP/1.1, plain http to 127.0.0.1; same headers on the wire"
@@ -278,10 +291,10 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
     // Connections, lazy statics and buffers settle before anything is counted.
     for ours_turn in [true, false] {
         let warm_up = Duration::from_millis(500);
-        turn(
+        load(
             &clients,
-            &mut Sample::default(),
             ours_turn,
+            &mut Sample::default(),
             concurrency,
             warm_up,
         )
@@ -302,16 +315,19 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
                 } else {
                     &mut raw_sample
                 };
-                turn(&clients, sample, ours_turn, concurrency, SLICE).await?;
+                load(&clients, ours_turn, sample, concurrency, SLICE).await?;
             }
         }
         let (ours_per_second, raw_per_second) = (ours_sample.per_second(), raw_sample.per_second());
         let ratio = ours_per_second / raw_per_second;
         println!(
-            "round {:>2}: ours {ours_per_second:.0} req/s p99 {:.2} ms, raw {raw_per_second:.0} req/s p99 {:.2} ms, ratio {ratio:.3}",
+            "round {:>2}: ours {ours_per_second:.0} req/s p99 {:.2} ms {:.1} µs CPU/call, \
+             raw {raw_per_second:.0} req/s p99 {:.2} ms {:.1} µs CPU/call, ratio {ratio:.3}",
             round + 1,
             ours_sample.p99().as_secs_f64() * 1e3,
+            ours_sample.cpu_per_call(),
             raw_sample.p99().as_secs_f64() * 1e3,
+            raw_sample.cpu_per_call(),
         );
         ratios.push(ratio);
         ours_rps.push(ours_per_second);
@@ -404,14 +420,24 @@ pub(crate) fn count(target: &str, calls: u64) -> ExitCode {
         .build();
     let run = async move {
         let clients = Clients::new(serve().await?)?;
-        for _ in 0..calls {
-            match target {
-                "ours" => call_ours(clients.ours.clone(), clients.unit.clone()).await?,
-                "raw" => call_raw(clients.raw.clone(), clients.raw_uri.clone()).await?,
-                other => return Err(format!("unknown client `{other}`: ours or raw").into()),
+        match target {
+            "ours" => {
+                let calls = async {
+                    for _ in 0..calls {
+                        call_ours(&clients.ours).await?;
+                    }
+                    Ok::<_, BoxError>(())
+                };
+                clients.unit.scope(calls).await
             }
+            "raw" => {
+                for _ in 0..calls {
+                    call_raw(&clients.raw, &clients.raw_uri).await?;
+                }
+                Ok(())
+            }
+            other => Err(format!("unknown client `{other}`: ours or raw").into()),
         }
-        Ok::<_, BoxError>(())
     };
     match runtime
         .map_err(BoxError::from)

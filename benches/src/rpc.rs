@@ -308,7 +308,7 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
         let (mut ours_sample, mut raw_sample) = (Sample::default(), Sample::default());
         for index in 0..slices {
             // ABBA: which client goes first alternates from one slice pair to the next.
-            let ours_first = (index + round as u64) % 2 == 0;
+            let ours_first = (index + round as u64).is_multiple_of(2);
             for ours_turn in [ours_first, !ours_first] {
                 let sample = if ours_turn {
                     &mut ours_sample

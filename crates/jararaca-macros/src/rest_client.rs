@@ -420,8 +420,9 @@ fn route(
                 #timeout
                 #retryable
                 #success;
-            let client = &self.client;
-            async move { client.#send(request).await }
+            // `RestClient`'s senders build the request before returning their future, which
+            // then holds only what is sent.
+            self.client.#send(request)
         }
     }))
 }

@@ -2,18 +2,17 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::future::poll_fn;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use http::uri::{Authority, Scheme};
 
-use crate::request::{Mapper, join};
+use crate::request::{Mapper, RouteOutcome, join};
+use crate::sending::{Sending, Then};
 use crate::{Body, BoxError, RestRequest, RpcError, RpcResponse};
 
 /// The base URL was not an absolute `http` or `https` URL without a query.
@@ -155,6 +154,27 @@ impl<S, E> RestClient<S, E> {
         &self.service
     }
 
+    /// `response` when its status is a success for the route; otherwise the route's mappers,
+    /// then the client's, then [`RpcError::Status`].
+    pub(crate) fn settle(
+        &self,
+        outcome: RouteOutcome<E>,
+        response: RpcResponse,
+    ) -> Result<RpcResponse, RpcError<E>> {
+        if outcome.success.accepts(response.status) {
+            return Ok(response);
+        }
+        let mapper = outcome
+            .mappers
+            .iter()
+            .chain(self.mappers.iter())
+            .find(|(status, _)| *status == response.status);
+        match mapper {
+            Some((_, map)) => Err(RpcError::Mapped(map(&response))),
+            None => Err(RpcError::Status(Box::new(response))),
+        }
+    }
+
     /// The same client over its stack with the type erased: every client built this way has
     /// the type `RestClient<BoxService, E>` (a declared one `<Trait>Client<BoxService>`),
     /// whatever its layers and transport, so it can be named where a type must be written —
@@ -195,72 +215,51 @@ where
 {
     /// Sends `request` and returns the whole response when its status is a success for the
     /// route; otherwise the route's mappers, then the client's, then [`RpcError::Status`].
-    pub async fn send(&self, request: RestRequest<E>) -> Result<RpcResponse, RpcError<E>> {
-        let (request, outcome) = request.build(&self.base)?;
-        let method = request.method().clone();
-        let url = request.uri().clone();
-        let started = tokio::time::Instant::now();
-        let mut service = self.service.clone();
-        // The readiness error is converted before the next `.await`, so the future is `Send`
-        // whatever the stack's error type.
-        poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
-        let response = service
-            .call(request)
-            .await
-            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| RpcError::from_stack(url.to_string(), e.into()))?
-            .to_bytes();
-        let response = RpcResponse {
-            method,
-            url,
-            status: parts.status,
-            headers: parts.headers,
-            body,
-            elapsed: started.elapsed(),
-        };
-        if outcome.success.accepts(response.status) {
-            return Ok(response);
-        }
-        let mapper = outcome
-            .mappers
-            .iter()
-            .chain(self.mappers.iter())
-            .find(|(status, _)| *status == response.status);
-        match mapper {
-            Some((_, map)) => Err(RpcError::Mapped(map(&response))),
-            None => Err(RpcError::Status(Box::new(response))),
+    ///
+    /// The request is built before the future is returned (a builder error is what the future
+    /// gives when awaited), so the future holds the `http::Request` it sends, not the builder.
+    pub fn send(
+        &self,
+        request: RestRequest<E>,
+    ) -> impl Future<Output = Result<RpcResponse, RpcError<E>>> + use<'_, S, B, E> {
+        match request.build(&self.base) {
+            Ok((request, outcome)) => Sending::new(self, request, outcome),
+            Err(message) => Sending::failed(self, message),
         }
     }
 
     /// Sends `request` and decodes a successful response's body as JSON.
-    pub async fn json<T: DeserializeOwned>(
+    pub fn json<T: DeserializeOwned>(
         &self,
         request: RestRequest<E>,
-    ) -> Result<T, RpcError<E>> {
-        let response = self.send(request).await?;
-        match response.json() {
-            Ok(value) => Ok(value),
-            Err(source) => Err(RpcError::Decode {
-                response: Box::new(response),
-                source,
-            }),
-        }
+    ) -> impl Future<Output = Result<T, RpcError<E>>> + use<'_, S, B, E, T> {
+        Then::new(self.send(request), |response: RpcResponse| {
+            match response.json() {
+                Ok(value) => Ok(value),
+                Err(source) => Err(RpcError::Decode {
+                    response: Box::new(response),
+                    source,
+                }),
+            }
+        })
     }
 
     /// Sends `request` and returns a successful response's body.
-    pub async fn bytes(&self, request: RestRequest<E>) -> Result<Bytes, RpcError<E>> {
-        Ok(self.send(request).await?.into_body())
+    pub fn bytes(
+        &self,
+        request: RestRequest<E>,
+    ) -> impl Future<Output = Result<Bytes, RpcError<E>>> + use<'_, S, B, E> {
+        Then::new(self.send(request), |response: RpcResponse| {
+            Ok(response.into_body())
+        })
     }
 
     /// Sends `request` and ignores a successful response's body.
-    pub async fn execute(&self, request: RestRequest<E>) -> Result<(), RpcError<E>> {
-        self.send(request).await.map(drop)
+    pub fn execute(
+        &self,
+        request: RestRequest<E>,
+    ) -> impl Future<Output = Result<(), RpcError<E>>> + use<'_, S, B, E> {
+        Then::new(self.send(request), |_: RpcResponse| Ok(()))
     }
 }
 

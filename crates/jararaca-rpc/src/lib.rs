@@ -61,6 +61,7 @@ mod request;
 mod response;
 mod retry;
 pub mod route;
+mod sending;
 mod timeout;
 mod trace;
 mod transport;

@@ -16,7 +16,7 @@ use http::uri::PathAndQuery;
 
 use crate::client::BaseUrl;
 use crate::route::{Retryable, RouteTimeout};
-use crate::{Body, RpcError, RpcResponse};
+use crate::{Body, RpcResponse};
 
 /// Everything but RFC 3986's unreserved characters is encoded in a path segment, so a value
 /// never adds a segment (`/`), starts a query (`?`) or a fragment (`#`).
@@ -98,7 +98,7 @@ enum Payload {
 /// goes through the route's [`on_status`](Self::on_status) mappers, then the client's.
 ///
 /// Mistakes (a template parameter without a value, an invalid header, a JSON body that does not
-/// serialize) are kept and reported as [`RpcError::Build`] when the request is sent.
+/// serialize) are kept and reported as [`RpcError::Build`](crate::RpcError::Build) when the request is sent.
 pub struct RestRequest<E = Infallible> {
     method: Method,
     template: Cow<'static, str>,
@@ -385,16 +385,16 @@ impl<E> RestRequest<E> {
     pub(crate) fn build(
         mut self,
         base: &BaseUrl,
-    ) -> Result<(http::Request<Body>, RouteOutcome<E>), RpcError<E>> {
+    ) -> Result<(http::Request<Body>, RouteOutcome<E>), String> {
         if let Some(message) = self.error.take() {
-            return Err(RpcError::Build(message));
+            return Err(message);
         }
-        let path = self.render_path(&base.path).map_err(RpcError::Build)?;
+        let path = self.render_path(&base.path)?;
         let invalid = |e: http::Error| {
-            RpcError::Build(format!(
+            format!(
                 "`{}` + `{}` is not a valid URL: {e}",
                 base.url, self.template
-            ))
+            )
         };
         // The base's scheme and authority were parsed once; only the path is new.
         let mut parts = http::uri::Parts::default();
@@ -402,7 +402,7 @@ impl<E> RestRequest<E> {
         parts.authority = Some(base.authority.clone());
         parts.path_and_query = Some(PathAndQuery::try_from(path).map_err(|e| invalid(e.into()))?);
         let uri = http::Uri::from_parts(parts).map_err(|e| invalid(e.into()))?;
-        let (body, content_type) = self.render_body().map_err(RpcError::Build)?;
+        let (body, content_type) = self.render_body()?;
         let mut request = http::Request::new(body);
         *request.method_mut() = self.method;
         *request.uri_mut() = uri;
@@ -544,7 +544,7 @@ mod tests {
             "https://h:8443/api/s?x=1&q=a+b"
         );
         let invalid = RestRequest::<Infallible>::get("/a b").build(&base_url("http://h"));
-        assert!(matches!(invalid, Err(RpcError::Build(m)) if m.contains("/a b")));
+        assert!(matches!(invalid, Err(m) if m.contains("/a b")));
     }
 
     #[test]
@@ -570,15 +570,15 @@ mod tests {
             "http://h/search?q=a%26b%3Dc+%23d&tag=x"
         );
         let missing = RestRequest::<Infallible>::get("/items/{id}").build(&base_url("http://h"));
-        assert!(matches!(missing, Err(RpcError::Build(m)) if m.contains("`id`")));
+        assert!(matches!(missing, Err(m) if m.contains("`id`")));
         let extra = RestRequest::<Infallible>::get("/items")
             .path("id", 1)
             .build(&base_url("http://h"));
-        assert!(matches!(extra, Err(RpcError::Build(m)) if m.contains("{id}")));
+        assert!(matches!(extra, Err(m) if m.contains("{id}")));
         let twice = RestRequest::<Infallible>::post("/x")
             .json(&1)
             .body("raw", None)
             .build(&base_url("http://h"));
-        assert!(matches!(twice, Err(RpcError::Build(_))));
+        assert!(twice.is_err());
     }
 }

@@ -34,19 +34,20 @@ pub fn retry(policy: RetryPolicy) -> RetryLayer<HttpRetryPredicate, HttpReplay> 
 /// longer than the policy's `max_delay` ends the retries.
 #[derive(Debug, Clone)]
 pub struct HttpRetryPredicate {
-    // Shared, not copied: the retry layer clones its predicate for every request.
-    statuses: Arc<[StatusCode]>,
+    statuses: List<StatusCode>,
     errors: bool,
 }
+
+static RETRIED_STATUSES: [StatusCode; 3] = [
+    StatusCode::BAD_GATEWAY,
+    StatusCode::SERVICE_UNAVAILABLE,
+    StatusCode::GATEWAY_TIMEOUT,
+];
 
 impl Default for HttpRetryPredicate {
     fn default() -> Self {
         Self {
-            statuses: Arc::new([
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-                StatusCode::GATEWAY_TIMEOUT,
-            ]),
+            statuses: List::Static(&RETRIED_STATUSES),
             errors: true,
         }
     }
@@ -56,7 +57,7 @@ impl HttpRetryPredicate {
     /// Retries these statuses instead.
     #[must_use]
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
-        self.statuses = statuses.into_iter().collect();
+        self.statuses = List::Shared(statuses.into_iter().collect());
         self
     }
 
@@ -104,21 +105,22 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Any other request is sent once.
 #[derive(Debug, Clone)]
 pub struct HttpReplay {
-    // Shared, not copied: the retry layer clones its replay for every request.
-    methods: Arc<[Method]>,
+    methods: List<Method>,
 }
+
+static IDEMPOTENT_METHODS: [Method; 6] = [
+    Method::GET,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PUT,
+    Method::DELETE,
+];
 
 impl Default for HttpReplay {
     fn default() -> Self {
         Self {
-            methods: Arc::new([
-                Method::GET,
-                Method::HEAD,
-                Method::OPTIONS,
-                Method::TRACE,
-                Method::PUT,
-                Method::DELETE,
-            ]),
+            methods: List::Static(&IDEMPOTENT_METHODS),
         }
     }
 }
@@ -127,7 +129,7 @@ impl HttpReplay {
     /// Retries these methods instead.
     #[must_use]
     pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
-        self.methods = methods.into_iter().collect();
+        self.methods = List::Shared(methods.into_iter().collect());
         self
     }
 }
@@ -142,6 +144,35 @@ impl Replay<Request<Body>> for HttpReplay {
             try_clone_request(request)
         } else {
             None
+        }
+    }
+}
+
+/// The statuses or methods of a predicate or replay, which the retry layer clones for every
+/// request: the defaults are static and a custom list is shared, so a clone copies nothing
+/// and the defaults do not even count references.
+#[derive(Debug)]
+enum List<T: 'static> {
+    Static(&'static [T]),
+    Shared(Arc<[T]>),
+}
+
+impl<T> Clone for List<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Static(list) => Self::Static(list),
+            Self::Shared(list) => Self::Shared(Arc::clone(list)),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for List<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Self::Static(list) => list,
+            Self::Shared(list) => list,
         }
     }
 }
@@ -162,6 +193,33 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn custom_statuses_and_methods_replace_the_defaults() {
+        let response = |code: u16| Ok::<_, ()>(Response::builder().status(code).body(()).unwrap());
+        let failed = Err::<Response<()>, ()>(());
+        let default = HttpRetryPredicate::default();
+        assert!(default.should_retry(&response(503)) && default.should_retry(&failed));
+        assert!(!default.should_retry(&response(429)));
+        let custom = default
+            .clone()
+            .statuses([StatusCode::TOO_MANY_REQUESTS])
+            .errors(false);
+        assert!(custom.should_retry(&response(429)));
+        assert!(!custom.should_retry(&response(503)));
+        assert!(!custom.should_retry(&failed));
+        assert!(
+            default.should_retry(&response(503)),
+            "the default is untouched"
+        );
+
+        let posts = HttpReplay::default().methods([Method::POST]);
+        let post = Request::post("http://h/x").body(Body::full("a")).unwrap();
+        let get = Request::get("http://h/x").body(Body::empty()).unwrap();
+        assert!(posts.clone().replay(&post).is_some());
+        assert!(posts.replay(&get).is_none());
+        assert!(HttpReplay::default().replay(&get).is_some());
     }
 
     #[test]

@@ -69,11 +69,17 @@ where
         let Some(parent) = parent else {
             return self.inner.call(request).instrument(tracing::Span::none());
         };
-        let span = tracing::debug_span!(
-            "rpc.client",
-            http.method = %request.method(),
-            url = %request.uri(),
-        );
+        // No span at all when nothing records it: a disabled span still costs a `log` check on
+        // every poll when tracing's `log` feature is on.
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "rpc.client",
+                http.method = %request.method(),
+                url = %request.uri(),
+            )
+        } else {
+            tracing::Span::none()
+        };
         let child = parent.child().export(&span);
         // The header is how the child travels, to the layers below as to the server; it is
         // not also put in the extensions, which would cost three allocations per request here

@@ -25,7 +25,8 @@ struct Route<E> {
     method: Method,
     url: Uri,
     outcome: RouteOutcome<E>,
-    started: Instant,
+    // Set when the future is first polled: the call starts then, not when it is made.
+    started: Option<Instant>,
 }
 
 pin_project! {
@@ -74,7 +75,7 @@ where
             method: request.method().clone(),
             url: request.uri().clone(),
             outcome,
-            started: Instant::now(),
+            started: None,
         };
         Self {
             client,
@@ -125,6 +126,9 @@ where
                     return Poll::Ready(Err(RpcError::Build(message)));
                 }
                 StateProj::Calling { call } => {
+                    if let Some(route) = this.route.as_mut() {
+                        route.started.get_or_insert_with(Instant::now);
+                    }
                     let response = match ready!(call.poll(cx)) {
                         Ok(response) => response,
                         Err(e) => {
@@ -155,7 +159,7 @@ where
                         status: head.status,
                         headers: head.headers,
                         body,
-                        elapsed: route.started.elapsed(),
+                        elapsed: route.started.map(|at| at.elapsed()).unwrap_or_default(),
                     };
                     return Poll::Ready(this.client.settle(route.outcome, response));
                 }

@@ -115,6 +115,13 @@ where
         .await
         .unwrap();
 
+    // A request the builder refuses is an error when its future is awaited.
+    let unbuilt = client.json::<Value>(RestRequest::get("/items/{id}"));
+    assert!(
+        matches!(unbuilt.await, Err(RpcError::Build(m)) if m.contains("`id`")),
+        "a missing path value"
+    );
+
     // Success is any 2xx unless the route narrows it.
     let narrowed = client
         .execute(RestRequest::get("/status/201").success_statuses([StatusCode::OK]))

@@ -6,7 +6,10 @@
 //! A round gives each client `--seconds` of `--concurrency` closed-loop tasks, in 100 ms
 //! slices taking turns (ABBA, so neither always goes first); it reports both clients' requests
 //! per second and p99 latency and their ratio, ours over raw. `--runs` rounds (at least three)
-//! follow a warm-up slice of each, and the ratio printed is the median of the rounds' ratios.
+//! follow a warm-up of each, and the ratio printed is the median of the rounds' ratios. Each
+//! round has new clients, so new connections (opened in an uncounted slice of each): where a
+//! connection's tasks run is fixed when it opens, and a lucky or unlucky placement then lasts
+//! one round, not the whole run.
 //! On a shared machine throughput drifts by tens of percent from one second to the next;
 //! slices this short see about the same machine for both clients, so the drift cancels in the
 //! ratio instead of landing on whichever client ran during a slow second.
@@ -274,7 +277,6 @@ async fn serve() -> Result<std::net::SocketAddr, BoxError> {
 
 async fn bench(options: &Options) -> Result<f64, BoxError> {
     let addr = serve().await?;
-    let clients = Arc::new(Clients::new(addr)?);
     println!(
         "both clients: hyper-util pooled Client, hyper-rustls HttpsConnector (https_or_http), \
          HTTP/1.1, plain http to 127.0.0.1; same headers on the wire"
@@ -288,23 +290,24 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
         options.concurrency
     );
     let concurrency = options.concurrency;
-    // Connections, lazy statics and buffers settle before anything is counted.
-    for ours_turn in [true, false] {
-        let warm_up = Duration::from_millis(500);
-        load(
-            &clients,
-            ours_turn,
-            &mut Sample::default(),
-            concurrency,
-            warm_up,
-        )
-        .await?;
-    }
+    // Lazy statics and buffers settle before anything is counted.
+    warm_up(
+        &Arc::new(Clients::new(addr)?),
+        concurrency,
+        Duration::from_millis(500),
+    )
+    .await?;
 
     let slices = (options.seconds * 1000).div_ceil(SLICE.as_millis() as u64);
     let mut ratios = Vec::new();
     let (mut ours_rps, mut raw_rps) = (Vec::new(), Vec::new());
     for round in 0..options.runs {
+        // Fresh clients, so fresh connections: which worker thread runs each connection's
+        // tasks (client and server side) is settled when it opens and stays for its life, and
+        // a placement that favours one client would otherwise favour it for the whole run.
+        // Each round sees new placements, and the median of the rounds averages them out.
+        let clients = Arc::new(Clients::new(addr)?);
+        warm_up(&clients, concurrency, SLICE).await?;
         let (mut ours_sample, mut raw_sample) = (Sample::default(), Sample::default());
         for index in 0..slices {
             // ABBA: which client goes first alternates from one slice pair to the next.
@@ -355,6 +358,18 @@ async fn bench(options: &Options) -> Result<f64, BoxError> {
         }
     }
     Ok(ratio)
+}
+
+/// Runs each client of `clients` for `length`, uncounted: their connections open.
+async fn warm_up(
+    clients: &Arc<Clients>,
+    concurrency: usize,
+    length: Duration,
+) -> Result<(), BoxError> {
+    for ours in [true, false] {
+        load(clients, ours, &mut Sample::default(), concurrency, length).await?;
+    }
+    Ok(())
 }
 
 /// Calls each process makes before the counted ones, in both of its runs: connecting, the

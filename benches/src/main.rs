@@ -36,11 +36,12 @@
 //!   through after-commit publishing, alternating, median of at least three runs; the ratio
 //!   is the outbox's requests per second over after-commit's. Each run also prints the
 //!   publish latency from commit to broker confirm (p50, p99).
-//! * `rpc` — GET a JSON list of 10 from a local axum server through a jararaca-rpc client with
-//!   auth, retry, timeout and trace context, and through a raw hyper-util client: rounds of
-//!   one slice per client (`--seconds`, default 1) with the first client alternating, at least
-//!   three rounds (`--runs`, default 11); requests per second and p99; the ratio is the median
-//!   of the rounds' ratios, ours over raw.
+//! * `rpc` — GET a JSON list of 10 from a local axum server through a `#[rest_client]`
+//!   declared client with retry, trace context, bearer auth and timeout, each closed-loop task
+//!   a traced unit of work, and through a raw hyper-util client sending the same headers: at
+//!   least three rounds (`--runs`, default 11), each with fresh connections and `--seconds`
+//!   (default 1) per client in 100 ms slices taking turns; requests per second, p99 and CPU
+//!   time per call; the ratio is the median of the rounds' ratios, ours over raw.
 //!   Then, when valgrind is installed, it counts the instructions of one call end to end
 //!   (client, server and runtime on one thread) under callgrind for each client: 300 and
 //!   300 + R sequential calls (`--callgrind-requests R`, default 2000, 0 skips it), and prints

@@ -12,7 +12,7 @@
 //! on the worker that woke it unless the other one steals it), and a lucky or unlucky placement
 //! then lasts one round, not the whole run. With one set of connections per run, runs of one
 //! binary spread over about ±2% while the rounds within each agreed; with fresh ones per round,
-//! runs agree within about ±0.5%.
+//! back-to-back runs agree within about ±0.5% (about ±1% over an hour of a drifting machine).
 //! On a shared machine throughput drifts by tens of percent from one second to the next;
 //! slices this short see about the same machine for both clients, so the drift cancels in the
 //! ratio instead of landing on whichever client ran during a slow second.

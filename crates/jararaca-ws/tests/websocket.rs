@@ -125,7 +125,11 @@ async fn a_send_on_one_instance_reaches_the_room_on_both_over_redis() {
 
     // Instance one hears the kitchen's message from Redis too, though none of its clients is
     // in that room; it may hear it after Carol did.
-    assert!(eventually(|| m1.stats().received >= 3).await, "{:?}", m1.stats());
+    assert!(
+        eventually(|| m1.stats().received >= 3).await,
+        "{:?}",
+        m1.stats()
+    );
     let stats = m1.stats();
     assert_eq!(stats.publish_failures, 0);
     assert!(stats.published >= 2, "{stats:?}");

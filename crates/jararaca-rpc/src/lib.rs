@@ -75,7 +75,7 @@ pub use request::{FilePart, RestRequest};
 pub use response::RpcResponse;
 pub use retry::{HttpReplay, HttpRetryPredicate, retry};
 pub use timeout::{ResponseFuture as TimeoutFuture, Timeout, TimeoutLayer};
-pub use trace::{TraceContextLayer, TraceContextService};
+pub use trace::{ResponseFuture as TraceContextFuture, TraceContextLayer, TraceContextService};
 #[cfg(feature = "hyper")]
 pub use transport::HyperTransport;
 #[cfg(feature = "axum")]

@@ -27,6 +27,11 @@ use crate::{
 };
 
 /// Where a service's messages go: read from `BROKER_URL` and `BACKEND_URL` unless given.
+///
+/// Given to a service, they are its broker and backend in every role: `server` uses them
+/// instead of the environment variables, and `worker`, `beat` and `declare` use them unless
+/// `--broker-url`/`--backend-url` is given on their command line. The settings in use are in
+/// the container, for other capabilities to read.
 #[derive(Debug, Clone, Default)]
 pub struct BusSettings {
     /// RabbitMQ, `amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N`; without it,
@@ -163,12 +168,29 @@ impl MessageBus {
     }
 }
 
-fn broker_url_arg() -> Arg {
+fn broker_url_arg(in_code: bool) -> Arg {
     Arg::new("broker-url")
         .long("broker-url")
         .env("BROKER_URL")
-        .required(true)
-        .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N")
+        .required(!in_code)
+        .help(if in_code {
+            "RabbitMQ instead of the service's own: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N"
+        } else {
+            "RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N"
+        })
+}
+
+/// A URL option of a role or a tool: given on the command line, it wins; otherwise the
+/// service's own setting (`in_code`), else the environment variable the option reads.
+fn url_option(matches: &ArgMatches, id: &str, in_code: Option<&String>) -> Option<String> {
+    let Ok(value) = matches.try_get_one::<String>(id) else {
+        // The command has no such option.
+        return in_code.cloned();
+    };
+    match matches.value_source(id) {
+        Some(clap::parser::ValueSource::CommandLine) => value.cloned(),
+        _ => in_code.or(value).cloned(),
+    }
 }
 
 fn csv(role: &Role, name: &str) -> Option<Vec<String>> {
@@ -181,16 +203,21 @@ fn csv(role: &Role, name: &str) -> Option<Vec<String>> {
     })
 }
 
-fn worker_command() -> clap::Command {
+fn worker_command(settings: Option<&BusSettings>) -> clap::Command {
+    let backend_in_code = settings.is_some_and(|s| s.backend_url.is_some());
     clap::Command::new(Role::WORKER)
         .about("Consume messages with the service's handlers")
-        .arg(broker_url_arg())
+        .arg(broker_url_arg(settings.is_some_and(|s| s.broker_url.is_some())))
         .arg(
             Arg::new("backend-url")
                 .long("backend-url")
                 .env("BACKEND_URL")
-                .required(true)
-                .help("Redis, for delayed messages and retries: redis://host:port"),
+                .required(!backend_in_code)
+                .help(if backend_in_code {
+                    "Redis, for delayed messages and retries, instead of the service's own: redis://host:port"
+                } else {
+                    "Redis, for delayed messages and retries: redis://host:port"
+                }),
         )
         .arg(
             Arg::new("handlers")
@@ -208,10 +235,12 @@ fn worker_command() -> clap::Command {
 }
 
 #[cfg(feature = "amqp")]
-fn declare_command() -> clap::Command {
+fn declare_command(settings: Option<&BusSettings>) -> clap::Command {
     clap::Command::new("declare")
         .about("Declare the exchange, dlx/dlq and every handler queue")
-        .arg(broker_url_arg())
+        .arg(broker_url_arg(
+            settings.is_some_and(|s| s.broker_url.is_some()),
+        ))
         .arg(
             Arg::new("interactive-mode")
                 .long("interactive-mode")
@@ -244,9 +273,9 @@ impl Capability for MessageBus {
 
     fn commands(&self) -> Vec<CommandSpec> {
         vec![
-            CommandSpec::role(worker_command()),
+            CommandSpec::role(worker_command(self.settings.as_ref())),
             #[cfg(feature = "amqp")]
-            CommandSpec::tool(declare_command()),
+            CommandSpec::tool(declare_command(self.settings.as_ref())),
         ]
     }
 
@@ -290,10 +319,30 @@ impl Capability for MessageBus {
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {
         let settings = match cx.role() {
             // `beat` takes the same two options (the beat publishes triggers and pumps).
-            Some(role) if role.is(Role::WORKER) || role.is(Role::BEAT) => BusSettings {
-                broker_url: role.arg::<String>("broker-url"),
-                backend_url: role.arg::<String>("backend-url"),
-            },
+            Some(role) if role.is(Role::WORKER) || role.is(Role::BEAT) => {
+                let in_code = self.settings.as_ref();
+                let settings = BusSettings {
+                    broker_url: url_option(
+                        role.matches(),
+                        "broker-url",
+                        in_code.and_then(|s| s.broker_url.as_ref()),
+                    ),
+                    backend_url: url_option(
+                        role.matches(),
+                        "backend-url",
+                        in_code.and_then(|s| s.backend_url.as_ref()),
+                    ),
+                };
+                if settings.broker_url.is_none() {
+                    return Err(BusError::Config(format!(
+                        "`{}` needs RabbitMQ: give --broker-url (or BROKER_URL), or BusSettings \
+                         with a broker_url to the service",
+                        role.name()
+                    ))
+                    .into());
+                }
+                settings
+            }
             _ => self.settings.clone().unwrap_or_else(BusSettings::from_env),
         };
         if settings.broker_url.is_some() && settings.backend_url.is_none() {
@@ -322,21 +371,22 @@ impl Capability for MessageBus {
             .and_then(|role| role.arg::<u64>("gracious-shutdown-seconds"))
             .map_or(jararaca_di::app::DEFAULT_GRACE, Duration::from_secs);
         cx.providers(move |c| {
-            c.factory(move || {
-                let settings = settings.clone();
-                async move { BusRuntime::connect(&settings).await }
-            })
-            .factory(
-                |runtime: Arc<BusRuntime>| async move { Ok::<_, Infallible>(runtime.bus.clone()) },
-            )
-            .value(WorkerHandlers::default())
-            .value(in_process)
-            // After the user's hooks' registration, so before them when stopping: the outbox
-            // is relayed while the database is still open.
-            .on_shutdown("outbox relays", move |c| async move {
-                c.get::<BusRuntime>()?.bus.drain_outboxes(grace).await;
-                Ok(())
-            })
+            c.value(settings.clone())
+                .factory(move || {
+                    let settings = settings.clone();
+                    async move { BusRuntime::connect(&settings).await }
+                })
+                .factory(|runtime: Arc<BusRuntime>| async move {
+                    Ok::<_, Infallible>(runtime.bus.clone())
+                })
+                .value(WorkerHandlers::default())
+                .value(in_process)
+                // After the user's hooks' registration, so before them when stopping: the outbox
+                // is relayed while the database is still open.
+                .on_shutdown("outbox relays", move |c| async move {
+                    c.get::<BusRuntime>()?.bus.drain_outboxes(grace).await;
+                    Ok(())
+                })
         });
         Ok(())
     }
@@ -392,7 +442,10 @@ impl Capability for MessageBus {
         async move {
             match command {
                 #[cfg(feature = "amqp")]
-                "declare" => declare(&self.topology(cx.service), matches).await,
+                "declare" => {
+                    let in_code = self.settings.as_ref().and_then(|s| s.broker_url.as_ref());
+                    declare(&self.topology(cx.service), matches, in_code).await
+                }
                 other => Err(format!("bus has no command `{other}`").into()),
             }
         }
@@ -423,15 +476,111 @@ mod tests {
         let error = bus.setup(&mut cx).unwrap_err().to_string();
         assert!(error.contains("BACKEND_URL"), "{error}");
     }
+
+    #[test]
+    fn the_command_line_beats_the_services_settings_which_beat_the_environment() {
+        // A default stands in for the environment: both are values not given on the line.
+        let command =
+            || clap::Command::new("t").arg(Arg::new("url").long("url").default_value("from-env"));
+        let in_code = "from-code".to_owned();
+        let given = command().get_matches_from(["t", "--url", "from-flag"]);
+        assert_eq!(
+            url_option(&given, "url", Some(&in_code)).as_deref(),
+            Some("from-flag")
+        );
+        let not_given = command().get_matches_from(["t"]);
+        assert_eq!(
+            url_option(&not_given, "url", Some(&in_code)).as_deref(),
+            Some("from-code")
+        );
+        assert_eq!(
+            url_option(&not_given, "url", None).as_deref(),
+            Some("from-env")
+        );
+        // A command without the option: the service's setting.
+        assert_eq!(
+            url_option(&not_given, "other", Some(&in_code)).as_deref(),
+            Some("from-code")
+        );
+    }
+
+    fn bus_with(settings: Option<BusSettings>) -> MessageBus {
+        MessageBus {
+            extra_queues: Vec::new(),
+            controllers: Vec::new(),
+            settings,
+        }
+    }
+
+    fn required(command: &clap::Command, id: &str) -> bool {
+        command
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .is_some_and(Arg::is_required_set)
+    }
+
+    #[test]
+    fn worker_options_are_required_only_when_the_service_has_no_settings() {
+        let both = BusSettings {
+            broker_url: Some("amqp://127.0.0.1:1/%2f?exchange=x".into()),
+            backend_url: Some("redis://127.0.0.1:1".into()),
+        };
+        for id in ["broker-url", "backend-url"] {
+            assert!(required(&worker_command(None), id), "{id}");
+            assert!(!required(&worker_command(Some(&both)), id), "{id}");
+        }
+        let broker_only = BusSettings {
+            backend_url: None,
+            ..both
+        };
+        assert!(!required(&worker_command(Some(&broker_only)), "broker-url"));
+        assert!(required(&worker_command(Some(&broker_only)), "backend-url"));
+    }
+
+    #[test]
+    fn a_role_without_a_broker_anywhere_is_refused_naming_the_option() {
+        // `beat`'s options are optional (the cron capability owns the command), so the bus
+        // checks that some broker was given.
+        let beat = clap::Command::new(Role::BEAT)
+            .arg(Arg::new("broker-url").long("broker-url"))
+            .arg(Arg::new("backend-url").long("backend-url"))
+            .get_matches_from(["beat"]);
+        let role = Role::with_matches(Role::BEAT, beat);
+        let mut container = Some(Container::builder());
+        let mut readiness = ReadinessChecks::default();
+        let mut cx = SetupContext::new("svc", Some(&role), &mut container, &mut readiness);
+        let error = bus_with(None).setup(&mut cx).unwrap_err().to_string();
+        assert!(
+            error.contains("--broker-url") && error.contains("`beat`"),
+            "{error}"
+        );
+
+        // The service's settings fill in what the line leaves out: a broker from them, and
+        // the check that a backend goes with it still holds.
+        let mut cx = SetupContext::new("svc", Some(&role), &mut container, &mut readiness);
+        let in_code = BusSettings {
+            broker_url: Some("amqp://127.0.0.1:1/%2f?exchange=x".into()),
+            backend_url: None,
+        };
+        let error = bus_with(Some(in_code))
+            .setup(&mut cx)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("BACKEND_URL"), "{error}");
+    }
 }
 
 #[cfg(feature = "amqp")]
-async fn declare(topology: &Topology, matches: &ArgMatches) -> Result<(), BoxError> {
-    let url = BrokerUrl::parse(
-        matches
-            .get_one::<String>("broker-url")
-            .ok_or("--broker-url is required")?,
+async fn declare(
+    topology: &Topology,
+    matches: &ArgMatches,
+    in_code: Option<&String>,
+) -> Result<(), BoxError> {
+    let url = url_option(matches, "broker-url", in_code).ok_or(
+        "declare needs RabbitMQ: give --broker-url (or BROKER_URL), or BusSettings with a \
+         broker_url to the service",
     )?;
+    let url = BrokerUrl::parse(&url)?;
     let force = matches.get_flag("force");
     let interactive = matches.get_flag("interactive-mode");
     let report = if force && matches.get_flag("discard-messages") {

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use clap::Arg;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use jararaca_bus::{Bus, InProcessBus, WorkerHandlers};
+use jararaca_bus::{Bus, BusSettings, InProcessBus, WorkerHandlers};
 use jararaca_di::{
     BoxError, BuildContext, Capability, CommandSpec, EnvVar, Part, Role, SetupContext, Stop,
 };
@@ -25,9 +25,9 @@ use crate::{
 /// The scheduled actions of a service (added by giving it [`ScheduledController`]s).
 ///
 /// * `beat` (with `--interval`/`INTERVAL`, `--broker-url`/`BROKER_URL`,
-///   `--backend-url`/`BACKEND_URL`, `--actions`/`ACTIONS`, `--missed-ticks`/`MISSED_TICKS`,
-///   `--gracious-shutdown-seconds`) runs the [`Beat`]: it dispatches the actions' ticks
-///   through the broker and pumps delayed messages;
+///   `--backend-url`/`BACKEND_URL` — or the service's `BusSettings` —, `--actions`/`ACTIONS`,
+///   `--missed-ticks`/`MISSED_TICKS`, `--gracious-shutdown-seconds`) runs the [`Beat`]: it
+///   dispatches the actions' ticks through the broker and pumps delayed messages;
 /// * `worker` consumes the action queues beside the message handlers and runs each trigger
 ///   as a [`Tick`](crate::Tick) unit of work, in the service's interceptors;
 /// * `server` with no broker (the embedded default) runs the beat in process, on an
@@ -40,7 +40,6 @@ pub struct Scheduler {
     pub(crate) controllers: Vec<ScheduledController>,
     resolved: Vec<Resolved>,
     timezone: Option<Tz>,
-    backend_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,19 +62,18 @@ fn beat_command() -> clap::Command {
                     "Seconds between delayed-message pumps and between retries of a skipped action",
                 ),
         )
+        // Required unless the service was given `BusSettings`: the bus capability checks them.
         .arg(
             Arg::new("broker-url")
                 .long("broker-url")
                 .env("BROKER_URL")
-                .required(true)
-                .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X"),
+                .help("RabbitMQ (when not the service's own): amqp://user:pass@host:port/vhost?exchange=X"),
         )
         .arg(
             Arg::new("backend-url")
                 .long("backend-url")
                 .env("BACKEND_URL")
-                .required(true)
-                .help("Redis, for the beat lock, dispatch times and delayed messages"),
+                .help("Redis, for the beat lock, dispatch times and delayed messages (when not the service's own)"),
         )
         .arg(
             Arg::new("actions")
@@ -140,12 +138,6 @@ impl Capability for Scheduler {
 
     fn setup(&mut self, cx: &mut SetupContext<'_>) -> Result<(), BoxError> {
         self.resolve(cx.service())?;
-        self.backend_url = match cx.role() {
-            Some(role) if role.is(Role::WORKER) || role.is(Role::BEAT) => {
-                role.arg::<String>("backend-url")
-            }
-            _ => std::env::var("BACKEND_URL").ok().filter(|v| !v.is_empty()),
-        };
         Ok(())
     }
 
@@ -156,7 +148,10 @@ impl Capability for Scheduler {
         async move {
             let bus = (*cx.container.get::<Bus>()?).clone();
             let in_process = cx.container.get::<InProcessBus>()?.0;
-            let store: Arc<dyn BeatStore> = match (&self.backend_url, in_process) {
+            // The bus's Redis, however it was chosen (options, environment, or the service's
+            // own settings).
+            let settings = cx.container.get::<BusSettings>()?;
+            let store: Arc<dyn BeatStore> = match (&settings.backend_url, in_process) {
                 // In process, the beat and the workers are this process: no Redis needed.
                 (_, true) | (None, _) => Arc::new(InMemoryBeatStore::new()),
                 #[cfg(feature = "redis")]

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use jararaca::bus::{Delivery, Message, MessageBus, MessageController, MessageKind};
+use jararaca::bus::{BusSettings, Delivery, Message, MessageBus, MessageController, MessageKind};
 use jararaca::{BoxError, Microservice};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
@@ -103,4 +103,60 @@ async fn declare_is_idempotent_reports_conflicts_and_force_recreates() {
         "a conflicting queue fails declare"
     );
     assert_eq!(forced, ExitCode::SUCCESS, "--force recreates it");
+}
+
+#[tokio::test]
+async fn declare_uses_the_broker_the_service_was_given_when_no_option_is() {
+    let Some(amqp) = jararaca_testing::rabbitmq() else {
+        return;
+    };
+    let namespace = jararaca_testing::RabbitNamespace::new(&amqp, "declare_in_code").await;
+    let name = namespace.exchange().to_owned();
+    let with_settings = || {
+        service(&name).with(BusSettings {
+            broker_url: Some(namespace.broker_url()),
+            backend_url: None,
+        })
+    };
+    let queue = with_settings()
+        .get_capability::<MessageBus>()
+        .unwrap()
+        .topology(&name)
+        .queues[0]
+        .name
+        .clone();
+
+    // No `--broker-url`, and BROKER_URL is not read: the service's own settings say where.
+    let declared = jararaca::cli::run_from(with_settings(), [name.as_str(), "declare"]).await;
+    let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let passive = connection
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    // Without settings, the option or BROKER_URL, `declare` is a usage error.
+    let without = match std::env::var_os("BROKER_URL") {
+        None => Some(jararaca::cli::run_from(service(&name), [name.as_str(), "declare"]).await),
+        Some(_) => None,
+    };
+
+    let _ = connection.close(200, "done".into()).await;
+    namespace.cleanup([queue]).await;
+
+    assert_eq!(declared, ExitCode::SUCCESS);
+    assert!(passive, "the queue was declared on the service's broker");
+    if let Some(without) = without {
+        assert_ne!(without, ExitCode::SUCCESS);
+    }
 }

@@ -168,16 +168,19 @@ impl MessageBus {
     }
 }
 
+/// `--broker-url`: required and read from `BROKER_URL` unless the service was given a broker,
+/// which the environment does not replace (only the option does).
 fn broker_url_arg(in_code: bool) -> Arg {
-    Arg::new("broker-url")
-        .long("broker-url")
-        .env("BROKER_URL")
-        .required(!in_code)
-        .help(if in_code {
-            "RabbitMQ instead of the service's own: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N"
-        } else {
-            "RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N"
-        })
+    let arg = Arg::new("broker-url").long("broker-url");
+    if in_code {
+        arg.help(
+            "RabbitMQ instead of the service's own: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N",
+        )
+    } else {
+        arg.env("BROKER_URL")
+            .required(true)
+            .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N")
+    }
 }
 
 /// A URL option of a role or a tool: given on the command line, it wins; otherwise the
@@ -208,17 +211,17 @@ fn worker_command(settings: Option<&BusSettings>) -> clap::Command {
     clap::Command::new(Role::WORKER)
         .about("Consume messages with the service's handlers")
         .arg(broker_url_arg(settings.is_some_and(|s| s.broker_url.is_some())))
-        .arg(
+        .arg(if backend_in_code {
+            Arg::new("backend-url").long("backend-url").help(
+                "Redis, for delayed messages and retries, instead of the service's own: redis://host:port",
+            )
+        } else {
             Arg::new("backend-url")
                 .long("backend-url")
                 .env("BACKEND_URL")
-                .required(!backend_in_code)
-                .help(if backend_in_code {
-                    "Redis, for delayed messages and retries, instead of the service's own: redis://host:port"
-                } else {
-                    "Redis, for delayed messages and retries: redis://host:port"
-                }),
-        )
+                .required(true)
+                .help("Redis, for delayed messages and retries: redis://host:port")
+        })
         .arg(
             Arg::new("handlers")
                 .long("handlers")

@@ -28,6 +28,22 @@ fn service(name: &str) -> Microservice {
         .controller(MessageController::new("Pings").handler::<Ping, _, _>("on_ping", on_ping))
 }
 
+/// Whether `queue` exists: a passive declare (on a channel of its own, which a miss closes).
+async fn exists(connection: &lapin::Connection, queue: &str) -> bool {
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok()
+}
+
 async fn declare(name: &str, url: &str, extra: &[&str]) -> ExitCode {
     let mut args = vec![name, "declare", "--broker-url", url];
     args.extend_from_slice(extra);
@@ -54,22 +70,11 @@ async fn declare_is_idempotent_reports_conflicts_and_force_recreates() {
     let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
         .await
         .unwrap();
-    let channel = connection.create_channel().await.unwrap();
 
     let first = declare(&name, &url, &[]).await;
     let again = declare(&name, &url, &[]).await;
     // The queue exists with the reference's arguments: a passive declare finds it.
-    let passive = channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
+    let passive = exists(&connection, &queue).await;
 
     // Replace it with one of other arguments: declare must refuse, then --force recreates.
     let channel = connection.create_channel().await.unwrap();
@@ -131,20 +136,7 @@ async fn declare_uses_the_broker_the_service_was_given_when_no_option_is() {
     let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
         .await
         .unwrap();
-    let passive = connection
-        .create_channel()
-        .await
-        .unwrap()
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
+    let passive = exists(&connection, &queue).await;
     // Without settings, the option or BROKER_URL, `declare` is a usage error.
     let without = match std::env::var_os("BROKER_URL") {
         None => Some(jararaca::cli::run_from(service(&name), [name.as_str(), "declare"]).await),

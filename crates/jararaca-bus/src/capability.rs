@@ -42,6 +42,12 @@ pub struct BusSettings {
 }
 
 impl BusSettings {
+    /// Whether the messages stay in this process (no broker): capabilities that read the
+    /// settings from the container then run in process too (the beat).
+    pub fn in_process(&self) -> bool {
+        self.broker_url.is_none()
+    }
+
     /// `BROKER_URL` and `BACKEND_URL` from the environment.
     pub fn from_env() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
@@ -96,11 +102,6 @@ impl fmt::Debug for MessageBus {
             .finish()
     }
 }
-
-/// Whether the service's messages stay in this process (no `BROKER_URL`): a singleton of
-/// its container, for capabilities that then run in process too (the beat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InProcessBus(pub bool);
 
 /// Queues another capability adds to `declare`, from the service's name.
 type ExtraQueues = Arc<dyn Fn(&str) -> Vec<QueueSpec> + Send + Sync>;
@@ -368,7 +369,6 @@ impl Capability for MessageBus {
                 Ok(c.get::<BusRuntime>()?.store.ready().await?)
             });
         }
-        let in_process = InProcessBus(settings.broker_url.is_none());
         let grace = cx
             .role()
             .and_then(|role| role.arg::<u64>("gracious-shutdown-seconds"))
@@ -383,7 +383,6 @@ impl Capability for MessageBus {
                     Ok::<_, Infallible>(runtime.bus.clone())
                 })
                 .value(WorkerHandlers::default())
-                .value(in_process)
                 // After the user's hooks' registration, so before them when stopping: the outbox
                 // is relayed while the database is still open.
                 .on_shutdown("outbox relays", move |c| async move {

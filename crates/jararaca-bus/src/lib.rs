@@ -103,7 +103,7 @@ pub use amqp::{ACCESS_REFUSED_RETRY, AmqpPublisher};
 pub use bus::{
     Bus, BusLayer, BusService, NotPublished, NotPublishedHandler, UnitBus, use_publisher,
 };
-pub use capability::{BusApp, BusPart, BusSettings, InProcessBus, MessageBus, WorkerHandlers};
+pub use capability::{BusApp, BusPart, BusSettings, MessageBus, WorkerHandlers};
 pub use controller::MessageController;
 #[cfg(feature = "redis")]
 pub use delayed::RedisStore;

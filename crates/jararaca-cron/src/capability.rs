@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use clap::Arg;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use jararaca_bus::{Bus, BusSettings, InProcessBus, WorkerHandlers};
+use jararaca_bus::{Bus, BusSettings, WorkerHandlers};
 use jararaca_di::{
     BoxError, BuildContext, Capability, CommandSpec, EnvVar, Part, Role, SetupContext, Stop,
 };
@@ -147,10 +147,10 @@ impl Capability for Scheduler {
     ) -> BoxFuture<'static, Result<Box<dyn Part>, BoxError>> {
         async move {
             let bus = (*cx.container.get::<Bus>()?).clone();
-            let in_process = cx.container.get::<InProcessBus>()?.0;
-            // The bus's Redis, however it was chosen (options, environment, or the service's
-            // own settings).
+            // The bus's broker and Redis, however they were chosen (options, environment, or
+            // the service's own settings).
             let settings = cx.container.get::<BusSettings>()?;
+            let in_process = settings.in_process();
             let store: Arc<dyn BeatStore> = match (&settings.backend_url, in_process) {
                 // In process, the beat and the workers are this process: no Redis needed.
                 (_, true) | (None, _) => Arc::new(InMemoryBeatStore::new()),

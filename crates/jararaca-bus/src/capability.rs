@@ -169,18 +169,24 @@ impl MessageBus {
     }
 }
 
-/// `--broker-url`: required and read from `BROKER_URL` unless the service was given a broker,
-/// which the environment does not replace (only the option does).
+/// `--broker-url`.
 fn broker_url_arg(in_code: bool) -> Arg {
-    let arg = Arg::new("broker-url").long("broker-url");
+    url_arg(
+        "broker-url",
+        "BROKER_URL",
+        "RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N",
+        in_code,
+    )
+}
+
+/// A URL option, required and read from `env` unless the service was given that URL, which
+/// the environment does not replace (only the option does).
+fn url_arg(id: &'static str, env: &'static str, help: &'static str, in_code: bool) -> Arg {
+    let arg = Arg::new(id).long(id);
     if in_code {
-        arg.help(
-            "RabbitMQ instead of the service's own: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N",
-        )
+        arg.help(format!("{help} (instead of the service's own)"))
     } else {
-        arg.env("BROKER_URL")
-            .required(true)
-            .help("RabbitMQ: amqp://user:pass@host:port/vhost?exchange=X&prefetch_count=N")
+        arg.env(env).required(true).help(help)
     }
 }
 
@@ -208,21 +214,15 @@ fn csv(role: &Role, name: &str) -> Option<Vec<String>> {
 }
 
 fn worker_command(settings: Option<&BusSettings>) -> clap::Command {
-    let backend_in_code = settings.is_some_and(|s| s.backend_url.is_some());
     clap::Command::new(Role::WORKER)
         .about("Consume messages with the service's handlers")
         .arg(broker_url_arg(settings.is_some_and(|s| s.broker_url.is_some())))
-        .arg(if backend_in_code {
-            Arg::new("backend-url").long("backend-url").help(
-                "Redis, for delayed messages and retries, instead of the service's own: redis://host:port",
-            )
-        } else {
-            Arg::new("backend-url")
-                .long("backend-url")
-                .env("BACKEND_URL")
-                .required(true)
-                .help("Redis, for delayed messages and retries: redis://host:port")
-        })
+        .arg(url_arg(
+            "backend-url",
+            "BACKEND_URL",
+            "Redis, for delayed messages and retries: redis://host:port",
+            settings.is_some_and(|s| s.backend_url.is_some()),
+        ))
         .arg(
             Arg::new("handlers")
                 .long("handlers")
